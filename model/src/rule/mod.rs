@@ -1,0 +1,21 @@
+//! The rule language: which events a rule reads, the conditions they must meet, the windowed
+//! aggregate it computes per group, and when that aggregate fires. Reference:
+//! `docs/rules.md`.
+//!
+//! [`AlertRuleSpec::compile`](crate::resources::AlertRuleSpec::compile) validates a spec into
+//! a [`CompiledRule`]; everything a [`CompiledRule`] does is a pure function of its input.
+
+mod aggregate;
+mod compiled;
+mod condition;
+mod field;
+mod trigger;
+
+pub use aggregate::{Accumulator, AggregateFunction};
+pub use compiled::{CompiledRule, EventFilter, GroupBy};
+pub use condition::{CompiledCondition, Operator};
+pub use field::{EventContext, FieldPath};
+pub use trigger::Comparator;
+
+#[cfg(test)]
+pub(crate) mod test_support;
