@@ -1,1 +1,53 @@
+//! Shared helpers for the end-to-end tests. They talk to the real servers that
+//! `scripts/test.sh` starts; `CS_NATS_URL` and `CS_CLICKHOUSE_URL` point elsewhere.
 
+use std::time::Duration;
+
+pub fn nats_url() -> String {
+    std::env::var("CS_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+pub fn clickhouse_url() -> String {
+    std::env::var("CS_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+}
+
+/// A short unique suffix, so tests sharing one server never see each other's streams,
+/// consumers or databases.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// Connects to NATS, failing with a hint when nothing listens (the servers are started by
+/// `scripts/test.sh`, not by `cargo test`).
+pub async fn nats() -> anyhow::Result<async_nats::Client> {
+    let url = nats_url();
+    let connect = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(&url);
+    connect.await.map_err(|e| {
+        anyhow::anyhow!("cannot reach NATS at {url} ({e}); run the tests through scripts/test.sh")
+    })
+}
+
+/// A ClickHouse client in a fresh database of its own. ClickHouse 18.16 lacks what the
+/// crate's schema validation needs, so validation is off and row types must match exactly.
+pub async fn clickhouse_database(prefix: &str) -> anyhow::Result<(clickhouse::Client, String)> {
+    let url = clickhouse_url();
+    let database = unique(prefix);
+    let client = clickhouse::Client::default()
+        .with_url(&url)
+        .with_validation(false);
+    client
+        .query(&format!("CREATE DATABASE {database}"))
+        .execute()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach ClickHouse at {url} ({e}); run the tests through scripts/test.sh"
+            )
+        })?;
+    Ok((client.with_database(&database), database))
+}

@@ -1,5 +1,6 @@
 //! The `AlertRule` resource: one threshold rule over a Source's events.
 
+use super::DNS_LABEL_PATTERN;
 use super::schema::any_json;
 use super::status::AlertRuleStatus;
 use crate::duration::DURATION_PATTERN;
@@ -20,6 +21,7 @@ use std::collections::BTreeMap;
     version = "v1alpha1",
     kind = "AlertRule",
     namespaced,
+    doc = "A threshold rule over a Source's events: conditions, a windowed aggregate per group, a trigger and a webhook.",
     status = "AlertRuleStatus",
     shortname = "ar",
     category = "customersignal",
@@ -47,6 +49,7 @@ pub struct AlertRuleSpec {
     /// Name of the Source (in this namespace) whose events the rule reads. Empty: every Source
     /// of the namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DNS_LABEL_PATTERN))]
     pub source: Option<String>,
     /// Which events count, by name and kind. Empty: every event.
     #[serde(default, skip_serializing_if = "EventFilter::is_empty")]

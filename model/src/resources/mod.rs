@@ -23,6 +23,9 @@ pub const GROUP: &str = "customersignal.io";
 pub const VERSION: &str = "v1alpha1";
 pub const API_VERSION: &str = "customersignal.io/v1alpha1";
 
+/// Schema pattern for DNS labels (namespace and Source names).
+pub const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+
 /// The CRDs this project defines, with the file name each has under `crds/`.
 pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![

@@ -17,6 +17,7 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 90;
     version = "v1alpha1",
     kind = "Source",
     namespaced,
+    doc = "A stream of customer events: its write keys, retention, tracking plan and evaluator.",
     status = "SourceStatus",
     shortname = "src",
     category = "customersignal",
