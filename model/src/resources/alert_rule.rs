@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 /// "For accounts with teamSize > 10 and monthlyCost >= 1000, fire when sum(value) over 7 days
 /// exceeds 5000." The original threshold config (`conditions`, `aggregation`, `triggerValue`)
 /// is a valid spec as-is; every other field is optional.
+// Each printcolumn repeats `type_`, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "customersignal.io",

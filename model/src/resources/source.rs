@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 
+// Each printcolumn repeats `type_`, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "customersignal.io",
