@@ -145,6 +145,9 @@ impl Catalog {
                 .to_owned()
         };
         let (api_version, kind) = (text("apiVersion"), text("kind"));
+        if api_version.is_empty() || kind.is_empty() {
+            return Err(whole("apiVersion and kind are required".into()));
+        }
         if api_version.split('/').next() != Some(GROUP) {
             self.skipped
                 .push((origin.clone(), format!("{api_version} {kind}")));
@@ -181,7 +184,6 @@ impl Catalog {
                     origin: origin.clone(),
                 });
             }
-            "" => return Err(("kind".into(), "is required: AlertRule or Source".into())),
             other => {
                 return Err((
                     "kind".into(),
