@@ -7,8 +7,12 @@
 pub mod duration;
 pub mod event;
 pub mod intake;
+pub mod keyring;
 pub mod resources;
 pub mod rule;
 pub mod secrets;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod standalone;
+pub mod subject;
 pub mod validation;

@@ -1,7 +1,29 @@
 //! Shared helpers for the end-to-end tests. They talk to the real servers that
 //! `scripts/test.sh` starts; `CS_NATS_URL` and `CS_CLICKHOUSE_URL` point elsewhere.
 
-use std::time::Duration;
+pub mod nats_server;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Polls `check` every 50 ms until it returns true or `timeout` passes; returns whether it
+/// became true. For waiting on effects, never for asserting speed.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 pub fn nats_url() -> String {
     std::env::var("CS_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
