@@ -22,6 +22,21 @@ pub struct Receipt {
     pub received_at: DateTime<Utc>,
 }
 
+/// Parses one event's JSON. Valid events (the hot path) parse once; only a failure is parsed
+/// again with path tracking, to name the field at fault.
+fn parse_event_json<T: serde::de::DeserializeOwned>(
+    index: usize,
+    json: &str,
+) -> Result<T, IntakeError> {
+    serde_json::from_str(json).map_err(|_| {
+        let mut de = serde_json::Deserializer::from_str(json);
+        match serde_path_to_error::deserialize::<_, T>(&mut de) {
+            Err(e) => IntakeError::from_event_parse(index, e),
+            Ok(_) => IntakeError::invalid(index, "event", "invalid event"),
+        }
+    })
+}
+
 /// A new message id for an event that came without one. Version 7 UUIDs sort by time, which
 /// keeps generated ids readable in the event store.
 fn generate_message_id() -> String {

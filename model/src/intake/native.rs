@@ -4,7 +4,7 @@
 //! Native events are `track` events. The format is strict (unknown keys are errors) because,
 //! unlike Segment traffic, it is written against this API's own documentation.
 
-use super::{IntakeError, Limits, Receipt, generate_message_id};
+use super::{IntakeError, Limits, Receipt, generate_message_id, parse_event_json};
 use crate::event::{Event, EventKind, JsonObject};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -63,9 +63,7 @@ fn parse_event(
     limits: &Limits,
 ) -> Result<Event, IntakeError> {
     limits.check_event_size(index, raw.get())?;
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    let event: NativeEvent = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| IntakeError::from_event_parse(index, e))?;
+    let event: NativeEvent = parse_event_json(index, raw.get())?;
     if event.event_type.trim().is_empty() {
         return Err(IntakeError::invalid(
             index,

@@ -7,7 +7,7 @@
 //! Unknown keys are ignored, as Segment does: SDKs send `_metadata`, `channel` and others.
 
 use super::native::non_empty;
-use super::{IntakeError, Limits, Receipt, generate_message_id};
+use super::{IntakeError, Limits, Receipt, generate_message_id, parse_event_json};
 use crate::event::{Event, EventKind, JsonObject, json_type_name};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
@@ -146,8 +146,7 @@ impl SegmentCall {
 
 fn parse_message(index: usize, json: &str, limits: &Limits) -> Result<Message, IntakeError> {
     limits.check_event_size(index, json)?;
-    let mut de = serde_json::Deserializer::from_str(json);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| IntakeError::from_event_parse(index, e))
+    parse_event_json(index, json)
 }
 
 fn batch_kind(index: usize, kind: Option<&str>) -> Result<EventKind, IntakeError> {
