@@ -1,14 +1,11 @@
-//! The CustomerSignal evaluator. `check` validates standalone rule and source YAML (what a
-//! GitOps pipeline runs before `kubectl apply`); the consumer, store and alerting build on it.
-
-mod check;
-
 use clap::{Parser, Subcommand};
+use evaluator::config::RunConfig;
+use evaluator::store::ClickHouseArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about = "CustomerSignal evaluator")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,6 +13,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Consume every configured Source's events into ClickHouse.
+    Run(Box<RunConfig>),
     /// Load Sources and AlertRules from a YAML file or directory, print them, and report every
     /// invalid document. Exits 1 when any document is invalid.
     Check {
@@ -23,10 +22,56 @@ enum Command {
         #[arg(long, env = "CS_RULES", default_value = "examples")]
         rules: PathBuf,
     },
+    /// Erase everything stored about one user of one tenant (GDPR): events, traits, account
+    /// memberships.
+    DeleteUser {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        user_id: String,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { rules } => check::run(&rules),
+        Command::Check { rules } => evaluator::check::run(&rules),
+        Command::Run(config) => {
+            model::service::init_tracing(config.log_json, &config.log_level);
+            let result = async {
+                let listener = tokio::net::TcpListener::bind(config.listen).await?;
+                evaluator::run(*config, listener, model::service::shutdown_signal()).await
+            };
+            report(result.await)
+        }
+        Command::DeleteUser {
+            tenant,
+            user_id,
+            clickhouse,
+        } => {
+            let result = async {
+                let client = clickhouse.connect().await?;
+                let erasure =
+                    evaluator::store::gdpr::delete_user(&client, &tenant, &user_id).await?;
+                println!(
+                    "{}",
+                    serde_json::json!({"tenant": tenant, "userId": user_id, "deleted": erasure})
+                );
+                anyhow::Ok(())
+            };
+            report(result.await)
+        }
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }

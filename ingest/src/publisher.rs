@@ -43,8 +43,11 @@ impl Publisher {
             })
             .connect(&config.nats_url)
             .await?;
+        // The context pauses sending at `max_ack_inflight` unacked publishes; one request must
+        // always fit, or a batch larger than that would wait on its own acks forever.
         let jetstream = jetstream::ContextBuilder::new()
             .timeout(config.publish_timeout)
+            .max_ack_inflight(config.max_inflight_events.max(config.max_batch_len).max(1))
             .build(client.clone());
         let max_bytes = if config.stream_max_bytes < 0 {
             -1

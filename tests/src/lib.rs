@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests. They talk to the real servers that
 //! `scripts/test.sh` starts; `CS_NATS_URL` and `CS_CLICKHOUSE_URL` point elsewhere.
 
+pub mod clickhouse_server;
 pub mod nats_server;
 
 use std::future::Future;
@@ -72,4 +73,62 @@ pub async fn clickhouse_database(prefix: &str) -> anyhow::Result<(clickhouse::Cl
             )
         })?;
     Ok((client.with_database(&database), database))
+}
+
+/// Publishes events to JetStream exactly as ingest does (wire encoding, subject, and
+/// `Nats-Msg-Id`), awaiting every ack.
+pub async fn publish_events(
+    js: &async_nats::jetstream::Context,
+    events: &[model::event::Event],
+) -> anyhow::Result<()> {
+    use async_nats::jetstream::message::PublishMessage;
+    // Windows of 1000: the JetStream context stops sending at 5000 unacked publishes.
+    for window in events.chunks(1000) {
+        let mut acks = Vec::with_capacity(window.len());
+        for event in window {
+            let message = PublishMessage::build()
+                .payload(model::event::wire::encode(event).into())
+                .message_id(model::subject::message_dedup_id(
+                    &event.tenant,
+                    &event.source,
+                    &event.message_id,
+                ));
+            let subject = model::subject::events_subject(&event.tenant, &event.source);
+            acks.push(js.send_publish(subject, message).await?.into_future());
+        }
+        for ack in futures::future::join_all(acks).await {
+            ack?;
+        }
+    }
+    Ok(())
+}
+
+/// A `track` event of `tenant/source` with these properties, at `at_ms`.
+pub fn track_event(
+    tenant: &str,
+    source: &str,
+    message_id: &str,
+    user: &str,
+    name: &str,
+    at_ms: i64,
+    properties: serde_json::Value,
+) -> model::event::Event {
+    let at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at_ms).unwrap_or_default();
+    model::event::Event {
+        tenant: tenant.into(),
+        source: source.into(),
+        message_id: message_id.into(),
+        kind: model::event::EventKind::Track,
+        name: Some(name.into()),
+        user_id: Some(user.into()),
+        anonymous_id: None,
+        group_id: None,
+        session_id: None,
+        previous_id: None,
+        event_time: at,
+        received_at: at,
+        properties: properties.as_object().cloned().unwrap_or_default(),
+        traits: Default::default(),
+        context: Default::default(),
+    }
 }

@@ -1,0 +1,267 @@
+//! One durable JetStream consumer per Source, writing events to ClickHouse in batches.
+//!
+//! Delivery is at-least-once: messages are acked only after their batch committed. While
+//! ClickHouse is down the batch is retried with backoff and its messages kept in progress
+//! (so JetStream does not redeliver them meanwhile); no new messages are pulled, which bounds
+//! memory to one batch. A message that cannot be stored (undecodable) is retried up to
+//! `max_deliver` times, then moved to the dead-letter stream with its error, and never blocks
+//! the Source. Redelivered duplicates collapse in ClickHouse (see `store::schema`).
+
+use crate::store::catalog::CatalogBatch;
+use crate::store::privacy::truncate_event_ip;
+use crate::store::rows::BatchRows;
+use crate::store::write_batch;
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, AckKind, Message, consumer::pull};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::StreamExt;
+use model::event::{Event, wire};
+use model::subject::{events_subject, token};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Consumer settings shared by every Source.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub stream: String,
+    pub dead_letter_stream: String,
+    pub batch_rows: usize,
+    pub batch_interval: Duration,
+    pub ack_wait: Duration,
+    pub max_deliver: i64,
+    pub truncate_ip: bool,
+}
+
+/// Durable consumer name of a Source.
+pub fn durable_name(tenant: &str, source: &str) -> String {
+    format!("evaluator-{}-{}", token(tenant), token(source))
+}
+
+/// The dead-letter subject of a Source's poison messages.
+pub fn dead_letter_subject(tenant: &str, source: &str) -> String {
+    format!("deadletter.{}", events_subject(tenant, source))
+}
+
+#[derive(Clone)]
+pub struct SourceConsumer {
+    pub tenant: String,
+    pub source: String,
+    pub jetstream: jetstream::Context,
+    pub clickhouse: clickhouse::Client,
+    pub settings: ConsumerSettings,
+    /// Cleared while ClickHouse writes fail, for `/readyz`.
+    pub store_healthy: Arc<AtomicBool>,
+}
+
+/// A decoded message waiting for its batch to commit.
+struct Pending {
+    message: Message,
+}
+
+impl SourceConsumer {
+    /// Consumes until `shutdown` turns true, then flushes and acks what it holds.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let stream = self.jetstream.get_stream(&self.settings.stream).await?;
+        let name = durable_name(&self.tenant, &self.source);
+        let consumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: events_subject(&self.tenant, &self.source),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: self.settings.ack_wait,
+                // Unlimited: an event that can be stored is retried until it is. Only messages
+                // that cannot be stored are dead-lettered, after `max_deliver` tries (reject).
+                max_deliver: -1,
+                max_ack_pending: (self.settings.batch_rows * 2).max(1000) as i64,
+                ..Default::default()
+            })
+            .await?;
+        tracing::info!(tenant = %self.tenant, source = %self.source, consumer = %name, "consuming");
+        let lag = tokio::spawn(report_lag(
+            consumer.clone(),
+            self.tenant.clone(),
+            self.source.clone(),
+        ));
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(self.settings.batch_rows.min(10_000))
+            .heartbeat(Duration::from_secs(5))
+            .messages()
+            .await?;
+        let mut batch: Vec<Pending> = Vec::with_capacity(self.settings.batch_rows);
+        let mut ticker = tokio::time::interval(self.settings.batch_interval);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                _ = ticker.tick() => {
+                    if !batch.is_empty() {
+                        self.commit(&mut batch, &mut shutdown).await;
+                    }
+                }
+                next = messages.next() => match next {
+                    Some(Ok(message)) => {
+                        batch.push(Pending { message });
+                        if batch.len() >= self.settings.batch_rows {
+                            self.commit(&mut batch, &mut shutdown).await;
+                        }
+                    }
+                    Some(Err(error)) => tracing::warn!(%error, "pull from JetStream failed; retrying"),
+                    None => anyhow::bail!("the message stream of consumer {name} ended"),
+                },
+            }
+        }
+        // Drain: store and ack what was pulled, so a clean stop causes no redelivery.
+        if !batch.is_empty() {
+            self.commit(&mut batch, &mut shutdown).await;
+        }
+        lag.abort();
+        Ok(())
+    }
+
+    /// Stores the batch (retrying until it succeeds or shutdown), then acks it.
+    async fn commit(&self, batch: &mut Vec<Pending>, shutdown: &mut watch::Receiver<bool>) {
+        let mut rows = BatchRows::default();
+        let mut catalog = CatalogBatch::default();
+        let mut stored = Vec::with_capacity(batch.len());
+        for pending in batch.drain(..) {
+            match decode(&pending.message) {
+                Ok((mut event, seq))
+                    if event.tenant == self.tenant && event.source == self.source =>
+                {
+                    if self.settings.truncate_ip {
+                        truncate_event_ip(&mut event);
+                    }
+                    rows.add(&event, seq);
+                    if let Some(row) = rows.events.last() {
+                        catalog.add(&event, row);
+                    }
+                    stored.push(pending.message);
+                }
+                Ok((event, _)) => {
+                    let error = format!(
+                        "event of {}/{} on the subject of {}/{}",
+                        event.tenant, event.source, self.tenant, self.source
+                    );
+                    self.reject(pending.message, &error).await;
+                }
+                Err(error) => self.reject(pending.message, &error).await,
+            }
+        }
+        if stored.is_empty() {
+            return;
+        }
+        let catalog = catalog.into_rows();
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .with_jitter()
+            .without_max_times()
+            .build();
+        loop {
+            match write_batch(&self.clickhouse, &rows, &catalog).await {
+                Ok(()) => break,
+                Err(error) => {
+                    self.store_healthy.store(false, Ordering::Relaxed);
+                    metrics::counter!("evaluator_store_errors_total", "tenant" => self.tenant.clone(), "source" => self.source.clone()).increment(1);
+                    tracing::warn!(%error, rows = rows.events.len(), "ClickHouse write failed; retrying, nothing is acked");
+                    // Keep the held messages from being redelivered while we wait.
+                    for message in &stored {
+                        let _ = message.ack_with(AckKind::Progress).await;
+                    }
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+                    if *shutdown.borrow() {
+                        // Leave them unacked: JetStream redelivers them to the next run.
+                        tracing::warn!("stopping with an unstored batch; it will be redelivered");
+                        return;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }
+        }
+        self.store_healthy.store(true, Ordering::Relaxed);
+        for message in &stored {
+            if let Err(error) = message.ack().await {
+                tracing::warn!(%error, "ack failed; the event will be redelivered and de-duplicated");
+            }
+        }
+        metrics::counter!("evaluator_events_stored_total", "tenant" => self.tenant.clone(), "source" => self.source.clone())
+            .increment(stored.len() as u64);
+    }
+
+    /// A message that cannot be stored: retried with a delay, dead-lettered on its last try.
+    async fn reject(&self, message: Message, error: &str) {
+        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+        if delivered < self.settings.max_deliver {
+            tracing::warn!(error, delivered, "message not storable; will retry");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            return;
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "CS-Error",
+            error.chars().take(1000).collect::<String>().as_str(),
+        );
+        headers.insert("CS-Original-Subject", message.subject.as_str());
+        if let Ok(info) = message.info() {
+            headers.insert(
+                "CS-Stream-Sequence",
+                info.stream_sequence.to_string().as_str(),
+            );
+        }
+        headers.insert("CS-Deliveries", delivered.to_string().as_str());
+        let subject = dead_letter_subject(&self.tenant, &self.source);
+        match self
+            .jetstream
+            .publish_with_headers(subject, headers, message.payload.clone())
+            .await
+        {
+            Ok(ack) => match ack.await {
+                Ok(_) => {
+                    let _ = message.ack_with(AckKind::Term).await;
+                    metrics::counter!("evaluator_dead_letters_total", "tenant" => self.tenant.clone(), "source" => self.source.clone()).increment(1);
+                    tracing::error!(error, delivered, "message moved to the dead-letter stream");
+                }
+                Err(e) => {
+                    tracing::error!(%e, "dead-letter publish not acked; the message will be redelivered")
+                }
+            },
+            Err(e) => {
+                tracing::error!(%e, "dead-letter publish failed; the message will be redelivered")
+            }
+        }
+    }
+}
+
+fn decode(message: &Message) -> Result<(Event, u64), String> {
+    let seq = message
+        .info()
+        .map_err(|e| format!("not a JetStream message: {e}"))?
+        .stream_sequence;
+    let event = wire::decode(&message.payload).map_err(|e| e.to_string())?;
+    Ok((event, seq))
+}
+
+/// Consumer lag (messages not yet delivered) as a metric, every 10 s.
+async fn report_lag(
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+    tenant: String,
+    source: String,
+) {
+    loop {
+        if let Ok(info) = consumer.get_info().await {
+            metrics::gauge!("evaluator_consumer_pending", "tenant" => tenant.clone(), "source" => source.clone())
+                .set(info.num_pending as f64);
+            metrics::gauge!("evaluator_consumer_ack_pending", "tenant" => tenant.clone(), "source" => source.clone())
+                .set(info.num_ack_pending as f64);
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}

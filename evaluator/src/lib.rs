@@ -1,0 +1,222 @@
+//! CustomerSignal evaluator: consumes each Source's events from JetStream into ClickHouse
+//! (with the event catalog, traits, retention and erasure), and validates rule YAML.
+
+pub mod admin;
+pub mod check;
+pub mod config;
+pub mod consumer;
+pub mod store;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, stream};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use config::RunConfig;
+use consumer::{ConsumerSettings, SourceConsumer};
+use model::standalone::{Catalog, LoadedSource};
+use model::subject::EVENTS_PREFIX;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Runs the evaluator until `shutdown` resolves; then every consumer stores and acks what it
+/// holds before this returns.
+pub async fn run(
+    config: RunConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let catalog = Catalog::load(&config.config);
+    for error in &catalog.errors {
+        tracing::error!(%error, "invalid document skipped");
+    }
+    anyhow::ensure!(
+        !catalog.sources.is_empty(),
+        "no valid Source in {}",
+        config.config.display()
+    );
+
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+
+    // Health and admin answer from the start; readiness waits for NATS and ClickHouse.
+    let nats = async_nats::ConnectOptions::new()
+        .name("customersignal-evaluator")
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .reconnect_delay_callback(|attempts| Duration::from_millis(100 * attempts.min(20) as u64))
+        .connect(&config.nats_url)
+        .await?;
+    let store_healthy = Arc::new(AtomicBool::new(false));
+    let ready = {
+        let (nats, store_healthy) = (nats.clone(), store_healthy.clone());
+        Arc::new(move || {
+            nats.connection_state() == async_nats::connection::State::Connected
+                && store_healthy.load(Ordering::Relaxed)
+        })
+    };
+    let server = {
+        let app = admin::router(
+            config.clickhouse.query_client(),
+            config.admin_token.clone(),
+            ready,
+        );
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    };
+
+    let clickhouse = connect_store(&config, stopped.clone()).await?;
+    let js = jetstream::new(nats.clone());
+    ensure_streams(&js, &config).await?;
+    store_healthy.store(true, Ordering::Relaxed);
+
+    let settings = ConsumerSettings {
+        stream: config.stream.clone(),
+        dead_letter_stream: config.dead_letter_stream.clone(),
+        batch_rows: config.batch_rows.max(1),
+        batch_interval: config.batch_interval,
+        ack_wait: config.ack_wait,
+        max_deliver: config.max_deliver.max(1),
+        truncate_ip: config.truncate_ip,
+    };
+    let mut consumers = Vec::new();
+    for source in &catalog.sources {
+        let consumer = SourceConsumer {
+            tenant: source.tenant.clone(),
+            source: source.name.clone(),
+            jetstream: js.clone(),
+            clickhouse: clickhouse.clone(),
+            settings: settings.clone(),
+            store_healthy: store_healthy.clone(),
+        };
+        consumers.push(tokio::spawn(supervise(consumer, stopped.clone())));
+    }
+    let retention = tokio::spawn(retention_loop(
+        clickhouse.clone(),
+        catalog.sources.clone(),
+        config.retention_interval,
+    ));
+
+    for consumer in consumers {
+        consumer.await?;
+    }
+    retention.abort();
+    nats.flush().await.context("flushing acks to NATS")?;
+    server.await??;
+    tracing::info!("evaluator stopped");
+    Ok(())
+}
+
+/// Connects to ClickHouse and migrates the schema, retrying until it works or shutdown.
+async fn connect_store(
+    config: &RunConfig,
+    mut stopped: watch::Receiver<bool>,
+) -> anyhow::Result<clickhouse::Client> {
+    let mut backoff = ExponentialBuilder::default()
+        .with_max_delay(Duration::from_secs(10))
+        .without_max_times()
+        .build();
+    loop {
+        let attempt = async {
+            let client = config.clickhouse.connect().await?;
+            store::schema::migrate(&client).await?;
+            anyhow::Ok(client)
+        };
+        match attempt.await {
+            Ok(client) => return Ok(client),
+            Err(error) => {
+                tracing::warn!(%error, url = %config.clickhouse.clickhouse_url, "ClickHouse not usable yet; retrying")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(10))) => {}
+            _ = stopped.wait_for(|s| *s) => anyhow::bail!("stopped before ClickHouse was reachable"),
+        }
+    }
+}
+
+/// The events stream normally exists (ingest creates it); create it with defaults if the
+/// evaluator starts first, and the dead-letter stream.
+async fn ensure_streams(js: &jetstream::Context, config: &RunConfig) -> anyhow::Result<()> {
+    let events = stream::Config {
+        name: config.stream.clone(),
+        subjects: vec![format!("{EVENTS_PREFIX}.>")],
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    let dead_letters = stream::Config {
+        name: config.dead_letter_stream.clone(),
+        subjects: vec!["deadletter.>".into()],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    for config in [events, dead_letters] {
+        let name = config.name.clone();
+        let mut attempts = 0;
+        loop {
+            match js.get_or_create_stream(config.clone()).await {
+                Ok(_) => break,
+                Err(error) if attempts < 120 => {
+                    attempts += 1;
+                    tracing::warn!(%error, stream = %name, "stream not available yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => return Err(error).with_context(|| format!("stream {name}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Restarts a Source's consumer after an error, until shutdown.
+async fn supervise(consumer: SourceConsumer, stopped: watch::Receiver<bool>) {
+    loop {
+        match consumer.run(stopped.clone()).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::error!(%error, tenant = %consumer.tenant, source = %consumer.source, "consumer failed; restarting");
+                if *stopped.borrow() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn retention_loop(
+    clickhouse: clickhouse::Client,
+    sources: Vec<LoadedSource>,
+    interval: Duration,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        ticker.tick().await;
+        for source in &sources {
+            let now = chrono::Utc::now();
+            if let Err(error) = store::retention::apply(
+                &clickhouse,
+                &source.tenant,
+                &source.name,
+                source.spec.retention_days,
+                now,
+            )
+            .await
+            {
+                tracing::warn!(%error, tenant = %source.tenant, source = %source.name, "retention run failed");
+            }
+        }
+    }
+}
