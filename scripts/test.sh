@@ -9,6 +9,11 @@ source scripts/lib/servers.sh
 trap stop_servers EXIT
 start_servers
 
+# Databases earlier test runs left behind (a failed test keeps its data for inspection).
+for db in $(curl -fsS "http://127.0.0.1:8123/?query=SELECT%20name%20FROM%20system.databases%20WHERE%20name%20LIKE%20'cs%5C_%25'"); do
+  curl -fsS --data-binary "DROP DATABASE IF EXISTS \`$db\`" http://127.0.0.1:8123/ >/dev/null
+done
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"

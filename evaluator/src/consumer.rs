@@ -55,11 +55,6 @@ pub struct SourceConsumer {
     pub store_healthy: Arc<AtomicBool>,
 }
 
-/// A decoded message waiting for its batch to commit.
-struct Pending {
-    message: Message,
-}
-
 impl SourceConsumer {
     /// Consumes until `shutdown` turns true, then flushes and acks what it holds.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -74,7 +69,8 @@ impl SourceConsumer {
                 // Unlimited: an event that can be stored is retried until it is. Only messages
                 // that cannot be stored are dead-lettered, after `max_deliver` tries (reject).
                 max_deliver: -1,
-                max_ack_pending: (self.settings.batch_rows * 2).max(1000) as i64,
+                // Room for the three batches in flight (see `run`), so pulling never waits on acks.
+                max_ack_pending: (self.settings.batch_rows * 4).max(1000) as i64,
                 ..Default::default()
             })
             .await?;
@@ -84,50 +80,71 @@ impl SourceConsumer {
             self.tenant.clone(),
             self.source.clone(),
         ));
-        let mut messages = consumer
+        let messages = consumer
             .stream()
             .max_messages_per_batch(self.settings.batch_rows.min(10_000))
             .heartbeat(Duration::from_secs(5))
             .messages()
             .await?;
-        let mut batch: Vec<Pending> = Vec::with_capacity(self.settings.batch_rows);
-        let mut ticker = tokio::time::interval(self.settings.batch_interval);
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => break,
-                _ = ticker.tick() => {
-                    if !batch.is_empty() {
-                        self.commit(&mut batch, &mut shutdown).await;
-                    }
+        // Pulling and writing overlap: this task gathers the next batch while a writer task
+        // stores the previous one. The channel holds one batch, so at most three batches
+        // (gathering, queued, writing) are ever in memory.
+        let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<Message>>(1);
+        let writer = {
+            let this = self.clone();
+            let mut shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                while let Some(mut batch) = to_write.recv().await {
+                    this.commit(&mut batch, &mut shutdown).await;
                 }
+            })
+        };
+        let mut messages = messages.ready_chunks(1000);
+        let mut batch: Vec<Message> = Vec::with_capacity(self.settings.batch_rows);
+        let mut ticker = tokio::time::interval(self.settings.batch_interval);
+        let result = loop {
+            let flush = tokio::select! {
+                biased;
+                _ = shutdown.changed() => break Ok(()),
+                _ = ticker.tick() => !batch.is_empty(),
                 next = messages.next() => match next {
-                    Some(Ok(message)) => {
-                        batch.push(Pending { message });
-                        if batch.len() >= self.settings.batch_rows {
-                            self.commit(&mut batch, &mut shutdown).await;
+                    Some(chunk) => {
+                        for message in chunk {
+                            match message {
+                                Ok(message) => batch.push(message),
+                                Err(error) => tracing::warn!(%error, "pull from JetStream failed; retrying"),
+                            }
                         }
+                        batch.len() >= self.settings.batch_rows
                     }
-                    Some(Err(error)) => tracing::warn!(%error, "pull from JetStream failed; retrying"),
-                    None => anyhow::bail!("the message stream of consumer {name} ended"),
+                    None => break Err(anyhow::anyhow!("the message stream of consumer {name} ended")),
                 },
+            };
+            if flush {
+                let full =
+                    std::mem::replace(&mut batch, Vec::with_capacity(self.settings.batch_rows));
+                if batches.send(full).await.is_err() {
+                    break Err(anyhow::anyhow!("the writer of consumer {name} stopped"));
+                }
             }
-        }
+        };
         // Drain: store and ack what was pulled, so a clean stop causes no redelivery.
         if !batch.is_empty() {
-            self.commit(&mut batch, &mut shutdown).await;
+            let _ = batches.send(batch).await;
         }
+        drop(batches);
+        let _ = writer.await;
         lag.abort();
-        Ok(())
+        result
     }
 
     /// Stores the batch (retrying until it succeeds or shutdown), then acks it.
-    async fn commit(&self, batch: &mut Vec<Pending>, shutdown: &mut watch::Receiver<bool>) {
+    async fn commit(&self, batch: &mut Vec<Message>, shutdown: &mut watch::Receiver<bool>) {
         let mut rows = BatchRows::default();
         let mut catalog = CatalogBatch::default();
         let mut stored = Vec::with_capacity(batch.len());
-        for pending in batch.drain(..) {
-            match decode(&pending.message) {
+        for message in batch.drain(..) {
+            match decode(&message) {
                 Ok((mut event, seq))
                     if event.tenant == self.tenant && event.source == self.source =>
                 {
@@ -138,16 +155,16 @@ impl SourceConsumer {
                     if let Some(row) = rows.events.last() {
                         catalog.add(&event, row);
                     }
-                    stored.push(pending.message);
+                    stored.push(message);
                 }
                 Ok((event, _)) => {
                     let error = format!(
                         "event of {}/{} on the subject of {}/{}",
                         event.tenant, event.source, self.tenant, self.source
                     );
-                    self.reject(pending.message, &error).await;
+                    self.reject(message, &error).await;
                 }
-                Err(error) => self.reject(pending.message, &error).await,
+                Err(error) => self.reject(message, &error).await,
             }
         }
         if stored.is_empty() {
