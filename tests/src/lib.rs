@@ -132,3 +132,46 @@ pub fn track_event(
         context: Default::default(),
     }
 }
+
+/// A service running in-process on a tokio task until [`stop`](Self::stop) resolves its
+/// shutdown future (then it drains, as on SIGTERM); dropped without stopping, it is aborted.
+pub struct Running {
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+impl Running {
+    pub fn spawn<Fut>(start: impl FnOnce(Shutdown) -> Fut) -> Self
+    where
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(start(Box::pin(async {
+            let _ = signal.await;
+        })));
+        Self {
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

@@ -150,24 +150,13 @@ mod tests {
     use serde_json::json;
 
     fn event(kind: EventKind, traits: serde_json::Value) -> Event {
-        let at = DateTime::<Utc>::from_timestamp_millis(1_767_225_600_123).unwrap();
-        Event {
-            tenant: "acme".into(),
-            source: "web".into(),
-            message_id: "m".into(),
-            kind,
-            name: None,
-            user_id: Some("u1".into()),
-            anonymous_id: None,
-            group_id: Some("g1".into()),
-            session_id: None,
-            previous_id: None,
-            event_time: at,
-            received_at: at,
-            properties: JsonObject::new(),
-            traits: traits.as_object().cloned().unwrap(),
-            context: JsonObject::new(),
-        }
+        let mut event =
+            ::tests::track_event("acme", "web", "m", "u1", "", 1_767_225_600_123, json!({}));
+        event.kind = kind;
+        event.name = None;
+        event.group_id = Some("g1".into());
+        event.traits = traits.as_object().cloned().unwrap();
+        event
     }
 
     #[test]

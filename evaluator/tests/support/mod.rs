@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tests::nats_server::NatsServer;
-use tokio::sync::oneshot;
 
 pub const SOURCES: &str = "apiVersion: customersignal.io/v1alpha1
 kind: Source
@@ -36,8 +35,7 @@ pub struct TestEvaluator {
     pub clickhouse_url: String,
     pub dir: PathBuf,
     pub addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    service: tests::Running,
 }
 
 pub fn config_dir() -> PathBuf {
@@ -90,10 +88,7 @@ impl TestEvaluator {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (shutdown, signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(evaluator::run(config, listener, async {
-            let _ = signal.await;
-        }));
+        let service = tests::Running::spawn(|shutdown| evaluator::run(config, listener, shutdown));
         let clickhouse = clickhouse::Client::default()
             .with_url(&clickhouse_url)
             .with_validation(false)
@@ -105,8 +100,7 @@ impl TestEvaluator {
             clickhouse_url,
             dir,
             addr,
-            shutdown: Some(shutdown),
-            task: Some(task),
+            service,
         };
         let http = reqwest::Client::new();
         let url = format!("http://{addr}/readyz");
@@ -143,21 +137,12 @@ impl TestEvaluator {
     }
 
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        match self.task.take() {
-            Some(task) => task.await?,
-            None => Ok(()),
-        }
+        self.service.stop().await
     }
 }
 
 impl Drop for TestEvaluator {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tests::eventually;
 use tests::nats_server::NatsServer;
-use tokio::sync::oneshot;
 
 pub const ACME_KEY: &str = "wk_acme_web";
 pub const GLOBEX_KEY: &str = "wk_globex_mobile";
@@ -26,8 +25,7 @@ pub struct TestIngest {
     pub addr: SocketAddr,
     pub keys_file: PathBuf,
     pub http: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    service: tests::Running,
 }
 
 pub fn key_entry(tenant: &str, source: &str, key: &str, plan: Option<TrackingPlan>) -> KeyEntry {
@@ -77,17 +75,13 @@ impl TestIngest {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (shutdown, signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(ingest::serve(config, listener, async {
-            let _ = signal.await;
-        }));
+        let service = tests::Running::spawn(|shutdown| ingest::serve(config, listener, shutdown));
         let ingest = Self {
             nats,
             addr,
             keys_file,
             http: reqwest::Client::new(),
-            shutdown: Some(shutdown),
-            task: Some(task),
+            service,
         };
         assert!(ingest.wait_ready(true).await, "ingest did not become ready");
         ingest
@@ -153,21 +147,12 @@ impl TestIngest {
     }
 
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        match self.task.take() {
-            Some(task) => task.await?,
-            None => Ok(()),
-        }
+        self.service.stop().await
     }
 }
 
 impl Drop for TestIngest {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
         let _ = std::fs::remove_file(&self.keys_file);
     }
 }

@@ -10,10 +10,10 @@
 //! - `contains`: substring for a string field, element equality for an array field.
 
 use super::field::{EventContext, FieldPath};
+use super::trigger::Comparator;
 use crate::event::json_type_name;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::cmp::Ordering;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Operator {
@@ -42,7 +42,7 @@ pub enum Operator {
 /// What a condition tests, with its operand checked against the operator's type.
 #[derive(Debug, Clone, PartialEq)]
 enum Test {
-    Order(Operator, f64),
+    Order(Comparator, f64),
     Equals { value: Value, negate: bool },
     OneOf { values: Vec<Value>, negate: bool },
     Contains(Value),
@@ -77,7 +77,7 @@ impl CompiledCondition {
             }
             (Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte, Some(v)) => {
                 match finite(v) {
-                    Some(n) => Test::Order(operator, n),
+                    Some(n) => Test::Order(operator.comparator().unwrap_or_default(), n),
                     None => {
                         return Err(format!(
                             "operator {} compares numbers; the value is {}",
@@ -115,15 +115,7 @@ impl CompiledCondition {
         let actual = actual.as_ref();
         match &self.test {
             Test::Exists(wanted) => *wanted,
-            Test::Order(operator, bound) => finite(actual).is_some_and(|n| {
-                let ordering = n.partial_cmp(bound);
-                match operator {
-                    Operator::Gt => ordering == Some(Ordering::Greater),
-                    Operator::Gte => matches!(ordering, Some(Ordering::Greater | Ordering::Equal)),
-                    Operator::Lt => ordering == Some(Ordering::Less),
-                    _ => matches!(ordering, Some(Ordering::Less | Ordering::Equal)),
-                }
-            }),
+            Test::Order(comparator, bound) => comparator.fires(finite(actual), *bound),
             Test::Equals { value, negate } => json_eq(actual, value) != *negate,
             Test::OneOf { values, negate } => values.iter().any(|v| json_eq(actual, v)) != *negate,
             Test::Contains(needle) => match (actual, needle) {
@@ -138,6 +130,17 @@ impl CompiledCondition {
 }
 
 impl Operator {
+    /// The numeric comparison of `>` `>=` `<` `<=`, shared with the trigger.
+    fn comparator(self) -> Option<Comparator> {
+        match self {
+            Self::Gt => Some(Comparator::Gt),
+            Self::Gte => Some(Comparator::Gte),
+            Self::Lt => Some(Comparator::Lt),
+            Self::Lte => Some(Comparator::Lte),
+            _ => None,
+        }
+    }
+
     pub fn symbol(self) -> &'static str {
         match self {
             Self::Gt => ">",
