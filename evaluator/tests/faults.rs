@@ -108,7 +108,7 @@ async fn sigkill_mid_batch_then_restart_stores_every_event_exactly_once() {
         "the kill should land mid-stream: {at_kill:?}"
     );
 
-    let _second = Evaluator::spawn(&args);
+    let mut second = Evaluator::spawn(&args);
     let complete = eventually(Duration::from_secs(120), || async {
         counts(&client).await.0 == N
     })
@@ -141,6 +141,25 @@ async fn sigkill_mid_batch_then_restart_stores_every_event_exactly_once() {
         raw >= N,
         "raw rows {raw} include any redelivered copies, which FINAL collapses"
     );
+
+    // SIGTERM: the evaluator drains and exits cleanly.
+    let pid = second.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut exit = None;
+    for _ in 0..200 {
+        if let Some(status) = second.0.try_wait().unwrap() {
+            exit = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(exit.expect("evaluator exits after SIGTERM").success());
     client
         .query(&format!("DROP DATABASE {database}"))
         .execute()

@@ -4,6 +4,7 @@ use super::aggregate::{Accumulator, AggregateFunction};
 use super::condition::CompiledCondition;
 use super::field::{EventContext, FieldPath};
 use super::trigger::Comparator;
+use super::window::Window;
 use crate::duration::{self, MAX_WINDOW, MIN_WINDOW};
 use crate::event::{Event, EventKind};
 use crate::resources::{
@@ -238,6 +239,11 @@ impl CompiledRule {
 
     pub fn new_accumulator(&self) -> Accumulator {
         Accumulator::new(self.function)
+    }
+
+    /// An empty sliding window of this rule's function and length, for one group.
+    pub fn new_window(&self) -> Window {
+        Window::new(self.function, self.window)
     }
 
     /// Whether an aggregate value trips the trigger.

@@ -9,13 +9,17 @@ mod aggregate;
 mod compiled;
 mod condition;
 mod field;
+mod lifecycle;
 mod trigger;
+mod window;
 
 pub use aggregate::{Accumulator, AggregateFunction};
 pub use compiled::{CompiledRule, EventFilter, GroupBy};
 pub use condition::{CompiledCondition, Operator};
 pub use field::{EventContext, FieldPath};
+pub use lifecycle::{AlertState, Change, Notification, Phase};
 pub use trigger::Comparator;
+pub use window::{BUCKETS_PER_WINDOW, Window};
 
 #[cfg(test)]
 pub(crate) mod test_support;
