@@ -6,6 +6,7 @@ pub mod check;
 pub mod config;
 pub mod consumer;
 pub mod store;
+pub mod webhook;
 
 use anyhow::Context;
 use async_nats::jetstream::{self, stream};

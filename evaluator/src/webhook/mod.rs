@@ -1,0 +1,5 @@
+//! Webhook notifications: Standard Webhooks signatures and HTTP delivery attempts with the
+//! retry policy receivers expect.
+
+pub mod delivery;
+pub mod signing;
