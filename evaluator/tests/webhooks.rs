@@ -17,10 +17,13 @@ use std::time::{Duration, SystemTime};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
+/// A scripted answer: status and optional `Retry-After`.
+type Answer = (u16, Option<&'static str>);
+
 #[derive(Clone, Default)]
 struct Receiver {
-    /// Scripted answers (status, Retry-After); 200 once exhausted.
-    script: Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>,
+    /// Scripted answers; 200 once exhausted.
+    script: Arc<Mutex<VecDeque<Answer>>>,
     received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
 }
 
@@ -45,7 +48,7 @@ async fn receive(
     response
 }
 
-async fn start_receiver(script: Vec<(u16, Option<&'static str>)>) -> (Receiver, String) {
+async fn start_receiver(script: Vec<Answer>) -> (Receiver, String) {
     let receiver = Receiver::default();
     receiver.script.lock().unwrap().extend(script);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
