@@ -2,4 +2,5 @@
 //! retry policy receivers expect.
 
 pub mod delivery;
+pub mod outbox;
 pub mod signing;
