@@ -5,6 +5,7 @@ pub mod admin;
 pub mod check;
 pub mod config;
 pub mod consumer;
+pub mod engine;
 pub mod store;
 pub mod webhook;
 
