@@ -146,14 +146,8 @@ impl Engine {
             .iter()
             .filter_map(|(index, key)| self.step(*index, key, now_ms))
             .collect();
-        self.groups.retain(|_, g| {
-            !(g.window.is_empty()
-                && g.state
-                    == AlertState {
-                        last_value: g.state.last_value,
-                        ..AlertState::default()
-                    })
-        });
+        self.groups
+            .retain(|_, g| !(g.window.is_empty() && g.state.phase == Phase::Inactive));
         transitions
     }
 
