@@ -192,7 +192,7 @@ async fn clickhouse_stopped_for_30_seconds_loses_nothing() {
     assert!(evaluator.wait_stored("acme", 100).await);
 
     clickhouse.stop();
-    let http = reqwest::Client::new();
+    let http = tests::http();
     let readyz = format!("http://{}/readyz", evaluator.addr);
     // Events keep flowing while ClickHouse is down.
     for second in 0..30u64 {

@@ -294,7 +294,7 @@ async fn gdpr_erasure_removes_only_that_users_rows_in_that_tenant() {
     assert!(evaluator.wait_stored("acme", 4).await);
     assert!(evaluator.wait_stored("globex", 1).await);
 
-    let http = reqwest::Client::new();
+    let http = tests::http();
     let url = format!("http://{}/admin/v1/tenants/acme/users/gone", evaluator.addr);
     assert_eq!(http.delete(&url).send().await.unwrap().status(), 401);
     assert_eq!(

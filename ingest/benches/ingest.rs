@@ -85,7 +85,7 @@ async fn http_rate(
     concurrency: usize,
     offset: usize,
 ) -> f64 {
-    let http = reqwest::Client::new();
+    let http = tests::http();
     let bodies: Vec<Vec<u8>> = (0..requests)
         .map(|r| {
             let events: Vec<_> = (0..per_request)
@@ -172,7 +172,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(ingest::serve(config, listener, std::future::pending()));
-    let http = reqwest::Client::new();
+    let http = tests::http();
     let ready = tests::eventually(Duration::from_secs(20), || async {
         http.get(format!("{base}/readyz"))
             .send()

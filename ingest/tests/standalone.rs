@@ -66,7 +66,7 @@ async fn standalone_keys_plans_and_sigterm() {
     let nats = NatsServer::start();
     let dir = std::env::temp_dir().join(tests::unique("cs-ingest-standalone"));
     let mut process = spawn_ingest(&nats, &dir);
-    let http = reqwest::Client::new();
+    let http = tests::http();
     let base = format!("http://127.0.0.1:{}", process.port);
     let ready = eventually(Duration::from_secs(20), || async {
         http.get(format!("{base}/readyz"))

@@ -36,7 +36,7 @@ apt_install() {
 }
 
 install_tools() {
-  apt_install clickhouse-server clickhouse-client curl python3-venv
+  apt_install clickhouse-server clickhouse-client curl procps python3-venv
   local venv=$CS_TOOLS_DIR/venv req=$CS_ROOT/scripts/requirements-tools.txt
   local stamp=$venv/.requirements.sha256
   local want

@@ -175,3 +175,10 @@ impl Drop for Running {
         }
     }
 }
+
+/// An HTTP client for tests. The workspace builds reqwest with rustls and no default crypto
+/// provider (the evaluator installs ring for its webhooks), so install ring here as well.
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}

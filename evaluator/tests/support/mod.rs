@@ -102,7 +102,7 @@ impl TestEvaluator {
             addr,
             service,
         };
-        let http = reqwest::Client::new();
+        let http = tests::http();
         let url = format!("http://{addr}/readyz");
         let ready = tests::eventually(Duration::from_secs(30), || async {
             http.get(&url)

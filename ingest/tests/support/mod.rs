@@ -80,7 +80,7 @@ impl TestIngest {
             nats,
             addr,
             keys_file,
-            http: reqwest::Client::new(),
+            http: tests::http(),
             service,
         };
         assert!(ingest.wait_ready(true).await, "ingest did not become ready");
