@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use std::io::Write;
 use std::time::Duration;
 use support::{
-    ACME_KEY, GLOBEX_KEY, STRICT_KEY, TestIngest, basic, default_keys, key_entry, write_keys,
+    ACME_KEY, GLOBEX_KEY, REPORTING_KEY, STRICT_KEY, TestIngest, basic, default_keys, key_entry,
+    write_keys,
 };
 use tests::eventually;
 
@@ -450,4 +451,30 @@ async fn cors_preflight_allows_browser_sdks() {
         .unwrap();
     assert!(response.status().is_success());
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
+}
+
+#[tokio::test]
+async fn a_report_only_plan_accepts_violations_and_counts_them() {
+    let ingest = TestIngest::start(&[]).await;
+    let body = json!({"events": [{"event_type": "checkout_completed", "user_id": "u", "properties": {"value": "12"}}]});
+    assert_eq!(
+        post(&ingest, "/v1/events", bearer(REPORTING_KEY), body)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(ingest.published().await.len(), 1);
+    let metrics = ingest
+        .http
+        .get(ingest.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"ingest_tracking_plan_violations_total{tenant="acme",source="reporting",mode="report_only"} 1"#),
+        "{metrics}"
+    );
 }

@@ -19,6 +19,7 @@ use tests::nats_server::NatsServer;
 pub const ACME_KEY: &str = "wk_acme_web";
 pub const GLOBEX_KEY: &str = "wk_globex_mobile";
 pub const STRICT_KEY: &str = "wk_acme_strict";
+pub const REPORTING_KEY: &str = "wk_acme_reporting";
 
 pub struct TestIngest {
     pub nats: NatsServer,
@@ -37,9 +38,9 @@ pub fn key_entry(tenant: &str, source: &str, key: &str, plan: Option<TrackingPla
     }
 }
 
-fn strict_plan() -> TrackingPlan {
+fn plan(mode: &str) -> TrackingPlan {
     serde_json::from_value(serde_json::json!({
-        "mode": "enforced",
+        "mode": mode,
         "events": [{"name": "checkout_completed", "properties": {"value": "number"}, "required": ["value"]}]
     }))
     .expect("plan")
@@ -50,7 +51,8 @@ pub fn default_keys() -> KeyFile {
         keys: vec![
             key_entry("acme", "web", ACME_KEY, None),
             key_entry("globex", "mobile", GLOBEX_KEY, None),
-            key_entry("acme", "strict", STRICT_KEY, Some(strict_plan())),
+            key_entry("acme", "strict", STRICT_KEY, Some(plan("enforced"))),
+            key_entry("acme", "reporting", REPORTING_KEY, Some(plan("reportOnly"))),
         ],
     }
 }
