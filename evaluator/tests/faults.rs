@@ -143,22 +143,7 @@ async fn sigkill_mid_batch_then_restart_stores_every_event_exactly_once() {
     );
 
     // SIGTERM: the evaluator drains and exits cleanly.
-    let pid = second.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let mut exit = None;
-    for _ in 0..200 {
-        if let Some(status) = second.0.try_wait().unwrap() {
-            exit = Some(status);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let exit = tests::terminate(&mut second.0).await;
     assert!(exit.expect("evaluator exits after SIGTERM").success());
     client
         .query(&format!("DROP DATABASE {database}"))

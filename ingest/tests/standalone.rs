@@ -92,22 +92,7 @@ async fn standalone_keys_plans_and_sigterm() {
     );
     assert_eq!(violation.await.unwrap().status(), StatusCode::BAD_REQUEST);
 
-    let pid = process.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let mut exited = None;
-    for _ in 0..200 {
-        if let Some(status) = process.child.try_wait().unwrap() {
-            exited = Some(status);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let exited = tests::terminate(&mut process.child).await;
     let status = exited.expect("ingest exits after SIGTERM");
     assert!(status.success(), "{status}");
     std::fs::remove_dir_all(dir).unwrap();

@@ -182,3 +182,21 @@ pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
+
+/// Sends SIGTERM to a child process and waits (up to 10 s) for it to exit.
+pub async fn terminate(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    if !sent.is_ok_and(|s| s.success()) {
+        return None;
+    }
+    for _ in 0..200 {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
