@@ -52,6 +52,11 @@ pub struct RunConfig {
     #[arg(long, env = "CS_MAX_DELIVER", default_value_t = 5)]
     pub max_deliver: i64,
 
+    /// Directory of `<namespace>/<secret>/<key>` files holding webhook signing secrets
+    /// (mounted Secrets in a cluster); environment variables `CS_SECRET_…` otherwise.
+    #[arg(long, env = "CS_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
+
     /// Truncate `context.ip` (IPv4 to /24, IPv6 to /48) before storing.
     #[arg(long, env = "CS_TRUNCATE_IP")]
     pub truncate_ip: bool,

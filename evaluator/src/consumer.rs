@@ -7,6 +7,7 @@
 //! `max_deliver` times, then moved to the dead-letter stream with its error, and never blocks
 //! the Source. Redelivered duplicates collapse in ClickHouse (see `store::schema`).
 
+use crate::alerting::Alerting;
 use crate::store::catalog::CatalogBatch;
 use crate::store::privacy::truncate_event_ip;
 use crate::store::rows::BatchRows;
@@ -53,6 +54,8 @@ pub struct SourceConsumer {
     pub settings: ConsumerSettings,
     /// Cleared while ClickHouse writes fail, for `/readyz`.
     pub store_healthy: Arc<AtomicBool>,
+    /// Rule evaluation for this Source, when it has rules.
+    pub alerting: Option<Arc<Alerting>>,
 }
 
 impl SourceConsumer {
@@ -143,6 +146,7 @@ impl SourceConsumer {
         let mut rows = BatchRows::default();
         let mut catalog = CatalogBatch::default();
         let mut stored = Vec::with_capacity(batch.len());
+        let mut decoded = Vec::with_capacity(batch.len());
         for message in batch.drain(..) {
             match decode(&message) {
                 Ok((mut event, seq))
@@ -154,6 +158,9 @@ impl SourceConsumer {
                     rows.add(&event, seq);
                     if let Some(row) = rows.events.last() {
                         catalog.add(&event, row);
+                    }
+                    if self.alerting.is_some() {
+                        decoded.push((event, seq));
                     }
                     stored.push(message);
                 }
@@ -202,6 +209,13 @@ impl SourceConsumer {
             }
         }
         self.store_healthy.store(true, Ordering::Relaxed);
+        // Evaluate after the events are stored (a rebuild after a crash replays them) and
+        // before they are acked.
+        if let Some(alerting) = &self.alerting
+            && let Err(error) = alerting.observe(&decoded).await
+        {
+            tracing::error!(%error, "recording alert transitions failed");
+        }
         for message in &stored {
             if let Err(error) = message.ack().await {
                 tracing::warn!(%error, "ack failed; the event will be redelivered and de-duplicated");

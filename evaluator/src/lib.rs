@@ -2,6 +2,7 @@
 //! (with the event catalog, traits, retention and erasure), and validates rule YAML.
 
 pub mod admin;
+pub mod alerting;
 pub mod check;
 pub mod config;
 pub mod consumer;
@@ -9,11 +10,18 @@ pub mod engine;
 pub mod store;
 pub mod webhook;
 
+use alerting::Alerting;
 use anyhow::Context;
 use async_nats::jetstream::{self, stream};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use config::RunConfig;
 use consumer::{ConsumerSettings, SourceConsumer};
+use model::secrets::StandaloneSecrets;
+use webhook::delivery::RetryPolicy;
+use webhook::outbox;
+
+/// Stream of decided notifications awaiting delivery.
+pub const OUTBOX_STREAM: &str = "OUTBOX";
 use model::standalone::{Catalog, LoadedSource};
 use model::subject::EVENTS_PREFIX;
 use std::future::Future;
@@ -92,9 +100,41 @@ pub async fn run(
         max_deliver: config.max_deliver.max(1),
         truncate_ip: config.truncate_ip,
     };
+    outbox::ensure_stream(&js, OUTBOX_STREAM).await?;
+    let delivery = outbox::Worker::new(
+        js.clone(),
+        OUTBOX_STREAM.into(),
+        webhook::delivery::client()?,
+        StandaloneSecrets::new(config.secrets_dir.clone()),
+        RetryPolicy::default(),
+        4,
+    );
+    let delivery = tokio::spawn(delivery.run(stopped.clone()));
+
     let mut consumers = Vec::new();
+    let mut tickers = Vec::new();
     for source in &catalog.sources {
+        let rules: Vec<_> = catalog
+            .rules_for(&source.tenant, &source.name)
+            .map(|r| r.compiled.clone())
+            .collect();
+        let alerting = if rules.is_empty() {
+            None
+        } else {
+            let alerting = Alerting::start(
+                js.clone(),
+                clickhouse.clone(),
+                &source.tenant,
+                &source.name,
+                rules,
+            )
+            .await?;
+            let alerting = Arc::new(alerting);
+            tickers.push(tokio::spawn(tick_loop(alerting.clone(), stopped.clone())));
+            Some(alerting)
+        };
         let consumer = SourceConsumer {
+            alerting,
             tenant: source.tenant.clone(),
             source: source.name.clone(),
             jetstream: js.clone(),
@@ -112,6 +152,12 @@ pub async fn run(
 
     for consumer in consumers {
         consumer.await?;
+    }
+    for ticker in tickers {
+        ticker.abort();
+    }
+    if let Err(error) = delivery.await? {
+        tracing::warn!(%error, "webhook delivery stopped with an error");
     }
     retention.abort();
     nats.flush().await.context("flushing acks to NATS")?;
@@ -194,6 +240,17 @@ async fn supervise(consumer: SourceConsumer, stopped: watch::Receiver<bool>) {
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
+        }
+    }
+}
+
+/// Evaluates every group once a second, so windows that slide down resolve.
+async fn tick_loop(alerting: Arc<Alerting>, stopped: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    while !*stopped.borrow() {
+        ticker.tick().await;
+        if let Err(error) = alerting.tick().await {
+            tracing::warn!(%error, "alert evaluation tick failed");
         }
     }
 }

@@ -44,6 +44,15 @@ impl NatsServer {
         server
     }
 
+    /// A server that is not running (what is left after moving a real one out).
+    pub fn placeholder() -> Self {
+        Self {
+            port: 0,
+            store: PathBuf::new(),
+            child: None,
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
@@ -90,6 +99,8 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
-        let _ = std::fs::remove_dir_all(&self.store);
+        if !self.store.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.store);
+        }
     }
 }

@@ -39,9 +39,14 @@ pub struct TestEvaluator {
 }
 
 pub fn config_dir() -> PathBuf {
+    config_dir_with(SOURCES)
+}
+
+/// A config directory holding `yaml` (Sources and AlertRules).
+pub fn config_dir_with(yaml: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(tests::unique("cs-evaluator"));
     std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("sources.yaml"), SOURCES).expect("sources");
+    std::fs::write(dir.join("config.yaml"), yaml).expect("config");
     dir
 }
 
@@ -74,12 +79,29 @@ impl TestEvaluator {
     }
 
     pub async fn start_with(nats: NatsServer, clickhouse_url: String, extra: &[&str]) -> Self {
+        Self::start_full(
+            nats,
+            clickhouse_url,
+            SOURCES,
+            tests::unique("cs_eval"),
+            extra,
+        )
+        .await
+    }
+
+    /// Starts with this configuration YAML, on this database (reuse one to test restarts).
+    pub async fn start_full(
+        nats: NatsServer,
+        clickhouse_url: String,
+        yaml: &str,
+        database: String,
+        extra: &[&str],
+    ) -> Self {
         model::service::init_tracing(
             false,
             &std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
         );
-        let database = tests::unique("cs_eval");
-        let dir = config_dir();
+        let dir = config_dir_with(yaml);
         let mut args = vec!["evaluator".to_string()];
         args.extend(run_args(&dir, &nats.url(), &clickhouse_url, &database));
         args.extend(extra.iter().map(|s| s.to_string()));
@@ -138,6 +160,13 @@ impl TestEvaluator {
 
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.service.stop().await
+    }
+
+    /// Stops, handing back the NATS server (and its data) for a restart.
+    pub async fn stop_keep_nats(mut self) -> (NatsServer, String) {
+        let _ = self.service.stop().await;
+        let nats = std::mem::replace(&mut self.nats, NatsServer::placeholder());
+        (nats, self.database.clone())
     }
 }
 

@@ -1,0 +1,383 @@
+//! Alerting for one Source: feeds stored events to the rule engine, and records what it
+//! decides: every transition in ClickHouse `alert_events`, each group's lifecycle state in the
+//! JetStream KV bucket `ALERT_STATE` (updated with revision checks), and each notification in
+//! the durable webhook outbox.
+//!
+//! On start the state is rebuilt: lifecycles from the KV bucket, windows by replaying the
+//! Source's stored events of the longest window through the same engine (no notifications).
+//! The highest stream sequence replayed is the cut-over: consumed events at or below it were
+//! already counted and are not counted again.
+
+use crate::engine::{Engine, Transition};
+use crate::store::insert_all;
+use crate::webhook::outbox::{self, Entry};
+use anyhow::Context;
+use async_nats::jetstream::{self, kv};
+use chrono::{DateTime, Utc};
+use clickhouse::Row;
+use futures::StreamExt;
+use model::event::{Event, EventKind, JsonObject};
+use model::rule::{AlertState, CompiledRule, Notification, Phase};
+use model::subject::token;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub const STATE_BUCKET: &str = "ALERT_STATE";
+
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct AlertEventRow {
+    pub tenant: String,
+    pub rule: String,
+    pub group_key: String,
+    pub transition_id: String,
+    pub state: String,
+    pub previous_state: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub comparator: String,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub at: DateTime<Utc>,
+    pub at_ms: u64,
+    pub payload: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredState {
+    rule: String,
+    group: String,
+    state: AlertState,
+}
+
+pub struct Alerting {
+    tenant: String,
+    source: String,
+    rules: Vec<CompiledRule>,
+    engine: tokio::sync::Mutex<Engine>,
+    states: kv::Store,
+    revisions: tokio::sync::Mutex<HashMap<String, u64>>,
+    jetstream: jetstream::Context,
+    clickhouse: clickhouse::Client,
+    cutover: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Inactive => "inactive",
+        Phase::Pending => "pending",
+        Phase::Firing => "firing",
+    }
+}
+
+impl Alerting {
+    pub async fn start(
+        jetstream: jetstream::Context,
+        clickhouse: clickhouse::Client,
+        tenant: &str,
+        source: &str,
+        rules: Vec<CompiledRule>,
+    ) -> anyhow::Result<Self> {
+        let states = match jetstream.get_key_value(STATE_BUCKET).await {
+            Ok(store) => store,
+            Err(_) => jetstream
+                .create_key_value(kv::Config {
+                    bucket: STATE_BUCKET.into(),
+                    history: 1,
+                    storage: jetstream::stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .context("creating the alert state bucket")?,
+        };
+        let mut engine = Engine::new(rules.clone());
+        let mut revisions = HashMap::new();
+        let prefix = format!("{}.", token(tenant));
+        let mut keys = states.keys().await?;
+        while let Some(key) = keys.next().await {
+            let key = key?;
+            if !key.starts_with(&prefix) {
+                continue;
+            }
+            if let Some(entry) = states.entry(&key).await?
+                && let Ok(stored) = serde_json::from_slice::<StoredState>(&entry.value)
+            {
+                engine.restore(&stored.rule, &stored.group, stored.state);
+                revisions.insert(key, entry.revision);
+            }
+        }
+        let cutover = replay(&clickhouse, tenant, source, &rules, &mut engine).await?;
+        tracing::info!(
+            tenant,
+            source,
+            rules = rules.len(),
+            cutover,
+            "alerting state rebuilt"
+        );
+        Ok(Self {
+            tenant: tenant.into(),
+            source: source.into(),
+            rules,
+            engine: tokio::sync::Mutex::new(engine),
+            states,
+            revisions: tokio::sync::Mutex::new(revisions),
+            jetstream,
+            clickhouse,
+            cutover,
+        })
+    }
+
+    /// Counts stored events (those past the cut-over) and records the transitions.
+    pub async fn observe(&self, events: &[(Event, u64)]) -> anyhow::Result<()> {
+        let now = now_ms();
+        let transitions: Vec<Transition> = {
+            let mut engine = self.engine.lock().await;
+            events
+                .iter()
+                .filter(|(_, seq)| *seq > self.cutover)
+                .flat_map(|(event, _)| engine.observe(event, now, true))
+                .collect()
+        };
+        self.record(transitions).await
+    }
+
+    /// Re-evaluates every group (windows slide even without events).
+    pub async fn tick(&self) -> anyhow::Result<()> {
+        let transitions = self.engine.lock().await.tick(now_ms());
+        self.record(transitions).await
+    }
+
+    async fn record(&self, transitions: Vec<Transition>) -> anyhow::Result<()> {
+        let mut rows = Vec::with_capacity(transitions.len());
+        for t in transitions {
+            let Some(rule) = self.rules.iter().find(|r| r.name == t.rule) else {
+                continue;
+            };
+            let id = transition_id(&self.tenant, &t);
+            let payload = payload(&self.tenant, &self.source, rule, &t, &id);
+            let body = serde_json::to_vec(&payload)?;
+            self.save_state(&t).await;
+            if let (Some(webhook), Some(_)) = (&rule.webhook, t.change.notification) {
+                let entry = Entry {
+                    id: id.clone(),
+                    tenant: self.tenant.clone(),
+                    rule: rule.name.clone(),
+                    url: webhook.url.clone(),
+                    secret: webhook.secret_ref.clone(),
+                    body: body.clone(),
+                };
+                outbox::enqueue(&self.jetstream, &entry).await?;
+            }
+            metrics::counter!("evaluator_alert_transitions_total", "tenant" => self.tenant.clone(), "rule" => rule.name.clone(), "state" => phase_name(t.change.phase)).increment(1);
+            rows.push(AlertEventRow {
+                tenant: self.tenant.clone(),
+                rule: rule.name.clone(),
+                group_key: t.group.clone(),
+                transition_id: id,
+                state: t
+                    .change
+                    .notification
+                    .map_or(phase_name(t.change.phase), notification_name)
+                    .into(),
+                previous_state: phase_name(t.change.previous).into(),
+                value: t.value.unwrap_or(f64::NAN),
+                threshold: rule.threshold,
+                comparator: rule.comparator.symbol().into(),
+                at: DateTime::from_timestamp_millis(t.at_ms as i64).unwrap_or_default(),
+                at_ms: t.at_ms,
+                payload: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        insert_all(&self.clickhouse, "alert_events", &rows).await?;
+        Ok(())
+    }
+
+    /// Writes a group's state, with a revision check against the last write we saw.
+    async fn save_state(&self, t: &Transition) {
+        let key = format!(
+            "{}.{}.{}",
+            token(&self.tenant),
+            token(&t.rule),
+            hex(&t.group)
+        );
+        let value = serde_json::to_vec(&StoredState {
+            rule: t.rule.clone(),
+            group: t.group.clone(),
+            state: t.state,
+        })
+        .unwrap_or_default();
+        let mut revisions = self.revisions.lock().await;
+        let result = match revisions.get(&key) {
+            Some(revision) => self
+                .states
+                .update(&key, value.into(), *revision)
+                .await
+                .map_err(|e| e.to_string()),
+            None => self
+                .states
+                .create(&key, value.into())
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        match result {
+            Ok(revision) => {
+                revisions.insert(key, revision);
+            }
+            Err(error) => tracing::error!(%error, key, "alert state not saved (another writer?)"),
+        }
+    }
+}
+
+fn notification_name(notification: Notification) -> &'static str {
+    match notification {
+        Notification::Firing => "firing",
+        Notification::Repeat => "repeat",
+        Notification::Resolved => "resolved",
+    }
+}
+
+fn hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Stable id of a transition: the same decision made twice (a crash before its ack) gets the
+/// same id, which the outbox de-duplicates and receivers see as `webhook-id`.
+fn transition_id(tenant: &str, t: &Transition) -> String {
+    let moment = match t.change.notification {
+        Some(Notification::Repeat) => t.state.last_notified_ms.unwrap_or(t.at_ms),
+        _ => t.state.since_ms,
+    };
+    let kind = t
+        .change
+        .notification
+        .map_or(phase_name(t.change.phase), notification_name);
+    format!(
+        "trn_{}",
+        hex(&format!(
+            "{tenant}\0{}\0{}\0{kind}\0{moment}",
+            t.rule, t.group
+        ))
+    )
+}
+
+/// The webhook payload (documented in README, "Webhook payload").
+fn payload(
+    tenant: &str,
+    source: &str,
+    rule: &CompiledRule,
+    t: &Transition,
+    id: &str,
+) -> serde_json::Value {
+    let rfc3339 =
+        |ms: u64| DateTime::<Utc>::from_timestamp_millis(ms as i64).map(|d| d.to_rfc3339());
+    let window = humantime::format_duration(rule.window).to_string();
+    let summary = rule.summary.as_ref().and_then(|template| {
+        minijinja::Environment::new()
+            .render_str(template, minijinja::context! { rule => rule.name.clone(), group => t.group.clone(), value => t.value, threshold => rule.threshold, labels => rule.labels.clone() })
+            .ok()
+    });
+    let since = now_ms().saturating_sub(rule.window.as_millis() as u64) / 1000;
+    serde_json::json!({
+        "id": id,
+        "tenant": tenant,
+        "source": source,
+        "rule": rule.name,
+        "group": t.group,
+        "state": phase_name(t.change.phase),
+        "notification": t.change.notification.map(notification_name),
+        "value": t.value,
+        "threshold": rule.threshold,
+        "comparator": rule.comparator.symbol(),
+        "function": rule.function.as_str(),
+        "window": window,
+        "startsAt": if t.change.phase == Phase::Firing { rfc3339(t.state.since_ms) } else { None },
+        "endsAt": if t.change.notification == Some(Notification::Resolved) { rfc3339(t.at_ms) } else { None },
+        "severity": rule.severity.as_str(),
+        "labels": rule.labels,
+        "summary": summary,
+        "query": format!(
+            "SELECT * FROM events FINAL WHERE tenant = '{tenant}' AND source = '{source}' AND event_time >= toDateTime({since}) ORDER BY event_time"
+        ),
+    })
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct ReplayRow {
+    kind: String,
+    name: String,
+    user_id: String,
+    anonymous_id: String,
+    group_id: String,
+    message_id: String,
+    event_time_ms: u64,
+    properties: String,
+    traits: String,
+    context: String,
+    stream_seq: u64,
+}
+
+/// Replays the stored events of the longest window (and every identify/group call, for
+/// traits) into the engine without notifying. Returns the highest stream sequence seen.
+async fn replay(
+    clickhouse: &clickhouse::Client,
+    tenant: &str,
+    source: &str,
+    rules: &[CompiledRule],
+    engine: &mut Engine,
+) -> anyhow::Result<u64> {
+    let Some(longest) = rules.iter().map(|r| r.window).max() else {
+        return Ok(0);
+    };
+    let now = now_ms();
+    let from = now.saturating_sub(longest.as_millis() as u64);
+    let mut cursor = clickhouse
+        .query(
+            "SELECT kind, name, user_id, anonymous_id, group_id, message_id, event_time_ms, properties, traits, context, stream_seq
+             FROM events FINAL WHERE tenant = ? AND source = ? AND (event_time_ms >= ? OR kind IN ('identify', 'group'))
+             ORDER BY event_time_ms",
+        )
+        .bind(tenant)
+        .bind(source)
+        .bind(from)
+        .fetch::<ReplayRow>()?;
+    let mut cutover = 0;
+    let object = |text: &str| serde_json::from_str::<JsonObject>(text).unwrap_or_default();
+    let some = |text: String| (!text.is_empty()).then_some(text);
+    while let Some(row) = cursor.next().await? {
+        cutover = cutover.max(row.stream_seq);
+        let kind = EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == row.kind)
+            .unwrap_or(EventKind::Track);
+        let at =
+            DateTime::<Utc>::from_timestamp_millis(row.event_time_ms as i64).unwrap_or_default();
+        let event = Event {
+            tenant: tenant.into(),
+            source: source.into(),
+            message_id: row.message_id,
+            kind,
+            name: some(row.name),
+            user_id: some(row.user_id),
+            anonymous_id: some(row.anonymous_id),
+            group_id: some(row.group_id),
+            session_id: None,
+            previous_id: None,
+            event_time: at,
+            received_at: at,
+            properties: object(&row.properties),
+            traits: object(&row.traits),
+            context: object(&row.context),
+        };
+        engine.observe(&event, now, false);
+    }
+    Ok(cutover)
+}

@@ -1,0 +1,206 @@
+//! Rule evaluation end to end: events through JetStream and ClickHouse into the engine, alert
+//! state in KV, transitions in `alert_events`, and signed webhooks to a real receiver.
+
+mod support;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use model::event::{Event, EventKind};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::TestEvaluator;
+use tests::nats_server::{NatsServer, free_port};
+use tests::{eventually, publish_events, track_event};
+
+type Received = Arc<Mutex<Vec<(HeaderMap, Value)>>>;
+
+async fn receive(
+    State(received): State<Received>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> &'static str {
+    received.lock().unwrap().push((
+        headers,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    ));
+    "ok"
+}
+
+async fn receiver(port: u16) -> Received {
+    let received = Received::default();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let app = Router::new()
+        .route("/hooks/growth", post(receive))
+        .with_state(received.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    received
+}
+
+fn config(port: u16) -> String {
+    format!(
+        "apiVersion: customersignal.io/v1alpha1
+kind: Source
+metadata: {{name: web, namespace: acme}}
+spec: {{retentionDays: 3650}}
+---
+apiVersion: customersignal.io/v1alpha1
+kind: AlertRule
+metadata: {{name: big-spenders, namespace: acme}}
+spec:
+  source: web
+  events: {{names: [checkout_completed]}}
+  conditions:
+    - {{field: teamSize, operator: '>', value: 10}}
+    - {{field: monthlyCost, operator: '>=', value: 1000}}
+  aggregation: {{field: value, function: sum, timeWindow: 7d}}
+  groupBy: account
+  triggerValue: 5000
+  summary: 'Account {{{{ group }}}} spent {{{{ value }}}}'
+  webhook:
+    url: http://127.0.0.1:{port}/hooks/growth
+    secretRef: {{name: growth-webhook, key: signing-secret}}
+"
+    )
+}
+
+fn group_call(user: &str, account: &str, at_ms: i64, traits: Value) -> Event {
+    let mut event = track_event(
+        "acme",
+        "web",
+        &format!("grp-{user}"),
+        user,
+        "",
+        at_ms,
+        json!({}),
+    );
+    event.kind = EventKind::Group;
+    event.name = None;
+    event.group_id = Some(account.into());
+    event.traits = traits.as_object().cloned().unwrap();
+    event
+}
+
+#[tokio::test]
+async fn the_example_rule_fires_once_per_qualifying_account_and_not_again_after_a_restart() {
+    let port = free_port();
+    let received = receiver(port).await;
+    let secrets = std::env::temp_dir().join(tests::unique("cs-secrets"));
+    std::fs::create_dir_all(secrets.join("acme/growth-webhook")).unwrap();
+    std::fs::write(
+        secrets.join("acme/growth-webhook/signing-secret"),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    )
+    .unwrap();
+    let secrets_arg = secrets.display().to_string();
+    let extra = ["--secrets-dir", secrets_arg.as_str()];
+    let database = tests::unique("cs_alerting");
+    let evaluator = TestEvaluator::start_full(
+        NatsServer::start(),
+        tests::clickhouse_url(),
+        &config(port),
+        database.clone(),
+        &extra,
+    )
+    .await;
+    let js = evaluator.jetstream().await;
+
+    let now = chrono::Utc::now().timestamp_millis();
+    let day = 86_400_000;
+    let mut events = vec![
+        group_call(
+            "u-big",
+            "g-big",
+            now - 8 * day,
+            json!({"teamSize": 12, "monthlyCost": 1000}),
+        ),
+        group_call(
+            "u-small",
+            "g-small",
+            now - 8 * day,
+            json!({"teamSize": 4, "monthlyCost": 5000}),
+        ),
+        group_call(
+            "u-cheap",
+            "g-cheap",
+            now - 8 * day,
+            json!({"teamSize": 40, "monthlyCost": 999}),
+        ),
+    ];
+    for d in 0..6i64 {
+        for user in ["u-big", "u-small", "u-cheap"] {
+            events.push(track_event(
+                "acme",
+                "web",
+                &format!("{user}-{d}"),
+                user,
+                "checkout_completed",
+                now - (6 - d) * day,
+                json!({"value": 1000}),
+            ));
+        }
+    }
+    publish_events(&js, &events).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            !received.lock().unwrap().is_empty()
+        })
+        .await,
+        "no webhook arrived"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    {
+        let got = received.lock().unwrap();
+        assert_eq!(
+            got.len(),
+            1,
+            "exactly one notification: {:?}",
+            got.iter()
+                .map(|(_, b)| b["group"].clone())
+                .collect::<Vec<_>>()
+        );
+        let (headers, body) = &got[0];
+        assert_eq!(body["group"], json!("g-big"));
+        assert_eq!(body["state"], json!("firing"));
+        assert_eq!(body["value"], json!(6000.0));
+        assert_eq!(body["summary"], json!("Account g-big spent 6000.0"));
+        assert!(
+            headers["webhook-signature"]
+                .to_str()
+                .unwrap()
+                .starts_with("v1,")
+        );
+        assert!(headers["webhook-id"].to_str().unwrap().starts_with("trn_"));
+    }
+    let firing: u64 = evaluator
+        .clickhouse
+        .query("SELECT count() FROM alert_events FINAL WHERE rule = 'big-spenders' AND group_key = 'g-big' AND state = 'firing'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(firing, 1);
+
+    // Restart on the same NATS and database: state comes back, nothing fires twice.
+    let (nats, database) = evaluator.stop_keep_nats().await;
+    let evaluator = TestEvaluator::start_full(
+        nats,
+        tests::clickhouse_url(),
+        &config(port),
+        database,
+        &extra,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        received.lock().unwrap().len(),
+        1,
+        "no re-fire after restart"
+    );
+    evaluator.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(secrets);
+}
