@@ -144,6 +144,21 @@ async fn events_become_rows_with_catalog_and_latest_traits() {
         .unwrap();
     assert_eq!(value, 12.5);
 
+    // Events are inserted first in a batch and the catalog last: wait for the catalog (and
+    // with it the traits and memberships of the same batches) before reading them.
+    let catalog_complete = tests::eventually(Duration::from_secs(10), || async {
+        evaluator
+            .clickhouse
+            .query("SELECT sum(events) FROM event_catalog_view WHERE tenant = 'acme' AND property = ''")
+            .fetch_one::<u64>()
+            .await
+            .is_ok_and(|n| n == 6)
+    })
+    .await;
+    assert!(
+        catalog_complete,
+        "the catalog never counted all six acme events"
+    );
     let catalog: Vec<(String, String, String, u64)> = evaluator
         .clickhouse
         .query("SELECT event, property, json_type, events FROM event_catalog_view
@@ -293,6 +308,17 @@ async fn gdpr_erasure_removes_only_that_users_rows_in_that_tenant() {
     publish_events(&js, &events).await.unwrap();
     assert!(evaluator.wait_stored("acme", 4).await);
     assert!(evaluator.wait_stored("globex", 1).await);
+    // Traits are written right after their batch's events: wait for them too.
+    let traits_stored = tests::eventually(Duration::from_secs(10), || async {
+        evaluator
+            .clickhouse
+            .query("SELECT count() FROM user_traits")
+            .fetch_one::<u64>()
+            .await
+            .is_ok_and(|n| n == 1)
+    })
+    .await;
+    assert!(traits_stored);
 
     let http = tests::http();
     let url = format!("http://{}/admin/v1/tenants/acme/users/gone", evaluator.addr);
