@@ -9,14 +9,14 @@
 //! already counted and are not counted again.
 
 use crate::engine::{Engine, Transition};
-use crate::store::insert_all;
+use crate::store::{history, insert_all};
 use crate::webhook::outbox::{self, Entry};
 use anyhow::Context;
 use async_nats::jetstream::{self, kv};
 use chrono::{DateTime, Utc};
 use clickhouse::Row;
 use futures::StreamExt;
-use model::event::{Event, EventKind, JsonObject};
+use model::event::Event;
 use model::rule::{AlertState, CompiledRule, Notification, Phase};
 use model::subject::token;
 use serde::{Deserialize, Serialize};
@@ -310,21 +310,6 @@ fn payload(
     })
 }
 
-#[derive(Debug, Row, Deserialize)]
-struct ReplayRow {
-    kind: String,
-    name: String,
-    user_id: String,
-    anonymous_id: String,
-    group_id: String,
-    message_id: String,
-    event_time_ms: u64,
-    properties: String,
-    traits: String,
-    context: String,
-    stream_seq: u64,
-}
-
 /// Replays the stored events of the longest window (and every identify/group call, for
 /// traits) into the engine without notifying. Returns the highest stream sequence seen.
 async fn replay(
@@ -338,45 +323,17 @@ async fn replay(
         return Ok(0);
     };
     let now = now_ms();
-    let from = now.saturating_sub(longest.as_millis() as u64);
-    let mut cursor = clickhouse
-        .query(
-            "SELECT kind, name, user_id, anonymous_id, group_id, message_id, event_time_ms, properties, traits, context, stream_seq
-             FROM events FINAL WHERE tenant = ? AND source = ? AND (event_time_ms >= ? OR kind IN ('identify', 'group'))
-             ORDER BY event_time_ms",
-        )
-        .bind(tenant)
-        .bind(source)
-        .bind(from)
-        .fetch::<ReplayRow>()?;
+    let mut cursor = history::events(
+        clickhouse,
+        tenant,
+        source,
+        now.saturating_sub(longest.as_millis() as u64),
+        u64::MAX,
+    )?;
     let mut cutover = 0;
-    let object = |text: &str| serde_json::from_str::<JsonObject>(text).unwrap_or_default();
-    let some = |text: String| (!text.is_empty()).then_some(text);
     while let Some(row) = cursor.next().await? {
-        cutover = cutover.max(row.stream_seq);
-        let kind = EventKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == row.kind)
-            .unwrap_or(EventKind::Track);
-        let at =
-            DateTime::<Utc>::from_timestamp_millis(row.event_time_ms as i64).unwrap_or_default();
-        let event = Event {
-            tenant: tenant.into(),
-            source: source.into(),
-            message_id: row.message_id,
-            kind,
-            name: some(row.name),
-            user_id: some(row.user_id),
-            anonymous_id: some(row.anonymous_id),
-            group_id: some(row.group_id),
-            session_id: None,
-            previous_id: None,
-            event_time: at,
-            received_at: at,
-            properties: object(&row.properties),
-            traits: object(&row.traits),
-            context: object(&row.context),
-        };
+        let (event, seq) = row.into_event(tenant, source);
+        cutover = cutover.max(seq);
         engine.observe(&event, now, false);
     }
     Ok(cutover)

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod alerting;
+pub mod backtest;
 pub mod check;
 pub mod config;
 pub mod consumer;

@@ -22,6 +22,21 @@ enum Command {
         #[arg(long, env = "CS_RULES", default_value = "examples")]
         rules: PathBuf,
     },
+    /// Run the rules over stored history and print when each would have fired and resolved.
+    /// Sends nothing.
+    Backtest {
+        /// File or directory of Source and AlertRule YAML.
+        #[arg(long, env = "CS_RULES")]
+        rules: PathBuf,
+        /// Start of the simulated period (RFC 3339).
+        #[arg(long)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// End of the simulated period (RFC 3339); default now.
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
     /// Erase everything stored about one user of one tenant (GDPR): events, traits, account
     /// memberships.
     DeleteUser {
@@ -43,6 +58,29 @@ async fn main() -> ExitCode {
             let result = async {
                 let listener = tokio::net::TcpListener::bind(config.listen).await?;
                 evaluator::run(*config, listener, model::service::shutdown_signal()).await
+            };
+            report(result.await)
+        }
+        Command::Backtest {
+            rules,
+            from,
+            to,
+            clickhouse,
+        } => {
+            let result = async {
+                let catalog = model::standalone::Catalog::load(&rules);
+                for error in &catalog.errors {
+                    eprintln!("warning: {error}");
+                }
+                let client = clickhouse.connect().await?;
+                let to = to.unwrap_or_else(chrono::Utc::now);
+                let millis = |d: chrono::DateTime<chrono::Utc>| {
+                    u64::try_from(d.timestamp_millis()).unwrap_or(0)
+                };
+                let findings =
+                    evaluator::backtest::run(&client, &catalog, millis(from), millis(to)).await?;
+                print!("{}", evaluator::backtest::render(&findings));
+                anyhow::Ok(())
             };
             report(result.await)
         }

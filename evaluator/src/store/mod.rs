@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod gdpr;
+pub mod history;
 pub mod privacy;
 pub mod retention;
 pub mod rows;
