@@ -53,12 +53,17 @@ struct StoredState {
 pub struct Alerting {
     tenant: String,
     source: String,
-    rules: Vec<CompiledRule>,
-    engine: tokio::sync::Mutex<Engine>,
+    /// The engine and its cut-over change together (on reload), under one lock.
+    inner: tokio::sync::Mutex<Inner>,
     states: kv::Store,
     revisions: tokio::sync::Mutex<HashMap<String, u64>>,
     jetstream: jetstream::Context,
     clickhouse: clickhouse::Client,
+}
+
+struct Inner {
+    engine: Engine,
+    /// Events at or below this stream sequence are already counted (replayed).
     cutover: u64,
 }
 
@@ -96,67 +101,102 @@ impl Alerting {
                 .await
                 .context("creating the alert state bucket")?,
         };
+        let this = Self {
+            tenant: tenant.into(),
+            source: source.into(),
+            inner: tokio::sync::Mutex::new(Inner {
+                engine: Engine::new(Vec::new()),
+                cutover: 0,
+            }),
+            states,
+            revisions: tokio::sync::Mutex::default(),
+            jetstream,
+            clickhouse,
+        };
+        let rebuilt = this.rebuild(rules).await?;
+        *this.inner.lock().await = rebuilt;
+        Ok(this)
+    }
+
+    /// A fresh engine for `rules`: lifecycles from the KV bucket, windows by replay.
+    async fn rebuild(&self, rules: Vec<CompiledRule>) -> anyhow::Result<Inner> {
         let mut engine = Engine::new(rules.clone());
-        let mut revisions = HashMap::new();
-        let prefix = format!("{}.", token(tenant));
-        let mut keys = states.keys().await?;
+        let prefix = format!("{}.", token(&self.tenant));
+        let mut keys = self.states.keys().await?;
+        let mut revisions = self.revisions.lock().await;
         while let Some(key) = keys.next().await {
             let key = key?;
             if !key.starts_with(&prefix) {
                 continue;
             }
-            if let Some(entry) = states.entry(&key).await?
+            if let Some(entry) = self.states.entry(&key).await?
                 && let Ok(stored) = serde_json::from_slice::<StoredState>(&entry.value)
             {
                 engine.restore(&stored.rule, &stored.group, stored.state);
                 revisions.insert(key, entry.revision);
             }
         }
-        let cutover = replay(&clickhouse, tenant, source, &rules, &mut engine).await?;
-        tracing::info!(
-            tenant,
-            source,
-            rules = rules.len(),
-            cutover,
-            "alerting state rebuilt"
-        );
-        Ok(Self {
-            tenant: tenant.into(),
-            source: source.into(),
-            rules,
-            engine: tokio::sync::Mutex::new(engine),
-            states,
-            revisions: tokio::sync::Mutex::new(revisions),
-            jetstream,
-            clickhouse,
-            cutover,
-        })
+        drop(revisions);
+        let cutover = replay(
+            &self.clickhouse,
+            &self.tenant,
+            &self.source,
+            &rules,
+            &mut engine,
+        )
+        .await?;
+        tracing::info!(tenant = %self.tenant, source = %self.source, rules = rules.len(), cutover, "alerting state rebuilt");
+        Ok(Inner { engine, cutover })
+    }
+
+    /// Applies a changed rule set without a restart: rules removed or changed first resolve
+    /// what fires under their old definition, then the state is rebuilt for the new set.
+    /// Returns whether anything changed.
+    pub async fn reload(&self, rules: Vec<CompiledRule>) -> anyhow::Result<bool> {
+        let mut inner = self.inner.lock().await;
+        if inner.engine.rules() == rules.as_slice() {
+            return Ok(false);
+        }
+        let old = inner.engine.rules().to_vec();
+        let now = now_ms();
+        let retired: Vec<Transition> = old
+            .iter()
+            .filter(|r| !rules.contains(r))
+            .flat_map(|r| inner.engine.retire(&r.name, now))
+            .collect();
+        self.record(&old, retired).await?;
+        *inner = self.rebuild(rules).await?;
+        Ok(true)
     }
 
     /// Counts stored events (those past the cut-over) and records the transitions.
     pub async fn observe(&self, events: &[(Event, u64)]) -> anyhow::Result<()> {
         let now = now_ms();
-        let transitions: Vec<Transition> = {
-            let mut engine = self.engine.lock().await;
-            events
-                .iter()
-                .filter(|(_, seq)| *seq > self.cutover)
-                .flat_map(|(event, _)| engine.observe(event, now, true))
-                .collect()
-        };
-        self.record(transitions).await
+        let mut inner = self.inner.lock().await;
+        let cutover = inner.cutover;
+        let transitions: Vec<Transition> = events
+            .iter()
+            .filter(|(_, seq)| *seq > cutover)
+            .flat_map(|(event, _)| inner.engine.observe(event, now, true))
+            .collect();
+        self.record(inner.engine.rules(), transitions).await
     }
 
     /// Re-evaluates every group (windows slide even without events).
     pub async fn tick(&self) -> anyhow::Result<()> {
-        let transitions = self.engine.lock().await.tick(now_ms());
-        self.record(transitions).await
+        let mut inner = self.inner.lock().await;
+        let transitions = inner.engine.tick(now_ms());
+        self.record(inner.engine.rules(), transitions).await
     }
 
-    async fn record(&self, transitions: Vec<Transition>) -> anyhow::Result<()> {
+    async fn record(
+        &self,
+        rules: &[CompiledRule],
+        transitions: Vec<Transition>,
+    ) -> anyhow::Result<()> {
         let mut rows = Vec::with_capacity(transitions.len());
         for t in transitions {
-            let Some(rule) = self.rules.iter().find(|r| r.name == t.rule) else {
+            let Some(rule) = rules.iter().find(|r| r.name == t.rule) else {
                 continue;
             };
             let id = transition_id(&self.tenant, &t);

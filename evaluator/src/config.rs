@@ -57,6 +57,10 @@ pub struct RunConfig {
     #[arg(long, env = "CS_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
 
+    /// How often the rule configuration is re-read (changed rules apply without a restart).
+    #[arg(long, env = "CS_RELOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub reload_interval: Duration,
+
     /// Truncate `context.ip` (IPv4 to /24, IPv6 to /48) before storing.
     #[arg(long, env = "CS_TRUNCATE_IP")]
     pub truncate_ip: bool,

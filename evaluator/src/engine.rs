@@ -151,6 +151,30 @@ impl Engine {
         transitions
     }
 
+    /// Ends every alert of a rule being removed or replaced: firing groups resolve, pending
+    /// ones go inactive, and the rule's groups are forgotten.
+    pub fn retire(&mut self, rule: &str, now_ms: u64) -> Vec<Transition> {
+        let Some(index) = self.rules.iter().position(|r| r.name == rule) else {
+            return Vec::new();
+        };
+        let mut transitions = Vec::new();
+        for ((i, key), group) in self.groups.iter_mut().filter(|((i, _), _)| *i == index) {
+            let value = group.state.last_value;
+            if let Some(change) = group.state.step(false, value, now_ms, 0, u64::MAX) {
+                transitions.push(Transition {
+                    rule: self.rules[*i].name.clone(),
+                    group: key.clone(),
+                    change,
+                    state: group.state,
+                    value,
+                    at_ms: now_ms,
+                });
+            }
+        }
+        self.groups.retain(|(i, _), _| *i != index);
+        transitions
+    }
+
     fn step(&mut self, index: usize, key: &str, now_ms: u64) -> Option<Transition> {
         let rule = &self.rules[index];
         let group = self.groups.get_mut(&(index, key.to_string()))?;

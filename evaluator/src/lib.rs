@@ -114,26 +114,28 @@ pub async fn run(
 
     let mut consumers = Vec::new();
     let mut tickers = Vec::new();
+    let mut alertings = Vec::new();
     for source in &catalog.sources {
         let rules: Vec<_> = catalog
             .rules_for(&source.tenant, &source.name)
             .map(|r| r.compiled.clone())
             .collect();
-        let alerting = if rules.is_empty() {
-            None
-        } else {
-            let alerting = Alerting::start(
+        let alerting = Arc::new(
+            Alerting::start(
                 js.clone(),
                 clickhouse.clone(),
                 &source.tenant,
                 &source.name,
                 rules,
             )
-            .await?;
-            let alerting = Arc::new(alerting);
-            tickers.push(tokio::spawn(tick_loop(alerting.clone(), stopped.clone())));
-            Some(alerting)
-        };
+            .await?,
+        );
+        tickers.push(tokio::spawn(tick_loop(alerting.clone(), stopped.clone())));
+        alertings.push((
+            (source.tenant.clone(), source.name.clone()),
+            alerting.clone(),
+        ));
+        let alerting = Some(alerting);
         let consumer = SourceConsumer {
             alerting,
             tenant: source.tenant.clone(),
@@ -145,6 +147,11 @@ pub async fn run(
         };
         consumers.push(tokio::spawn(supervise(consumer, stopped.clone())));
     }
+    tickers.push(tokio::spawn(reload_loop(
+        config.config.clone(),
+        alertings,
+        config.reload_interval,
+    )));
     let retention = tokio::spawn(retention_loop(
         clickhouse.clone(),
         catalog.sources.clone(),
@@ -240,6 +247,41 @@ async fn supervise(consumer: SourceConsumer, stopped: watch::Receiver<bool>) {
                     return;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Re-reads the rule configuration every `interval` and applies changed rules without a
+/// restart. (New or removed Sources need one: they change the consumers.)
+async fn reload_loop(
+    path: std::path::PathBuf,
+    alertings: Vec<((String, String), Arc<Alerting>)>,
+    interval: Duration,
+) {
+    let mut last_errors = Vec::new();
+    loop {
+        tokio::time::sleep(interval).await;
+        let load = path.clone();
+        let Ok(catalog) = tokio::task::spawn_blocking(move || Catalog::load(&load)).await else {
+            continue;
+        };
+        let errors: Vec<String> = catalog.errors.iter().map(ToString::to_string).collect();
+        if errors != last_errors {
+            for error in &errors {
+                tracing::error!(%error, "invalid document in the rule configuration; it is skipped");
+            }
+            last_errors = errors;
+        }
+        for ((tenant, source), alerting) in &alertings {
+            let rules = catalog
+                .rules_for(tenant, source)
+                .map(|r| r.compiled.clone())
+                .collect();
+            match alerting.reload(rules).await {
+                Ok(true) => tracing::info!(tenant, source, "rules reloaded"),
+                Ok(false) => {}
+                Err(error) => tracing::error!(%error, tenant, source, "rule reload failed"),
             }
         }
     }

@@ -99,7 +99,12 @@ async fn the_example_rule_fires_once_per_qualifying_account_and_not_again_after_
     )
     .unwrap();
     let secrets_arg = secrets.display().to_string();
-    let extra = ["--secrets-dir", secrets_arg.as_str()];
+    let extra = [
+        "--secrets-dir",
+        secrets_arg.as_str(),
+        "--reload-interval",
+        "200ms",
+    ];
     let database = tests::unique("cs_alerting");
     let evaluator = TestEvaluator::start_full(
         NatsServer::start(),
@@ -222,6 +227,28 @@ async fn the_example_rule_fires_once_per_qualifying_account_and_not_again_after_
         1,
         "no re-fire after restart"
     );
+
+    // Removing the rule from the configuration resolves its open alert, without a restart.
+    let source_only = config(port)
+        .split("---")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    std::fs::write(evaluator.dir.join("config.yaml"), source_only).unwrap();
+    let resolved = eventually(Duration::from_secs(15), || async {
+        received.lock().unwrap().len() == 2
+    })
+    .await;
+    assert!(
+        resolved,
+        "no resolved notification after the rule was removed"
+    );
+    {
+        let got = received.lock().unwrap();
+        assert_eq!(got[1].1["notification"], json!("resolved"));
+        assert_eq!(got[1].1["group"], json!("g-big"));
+        assert!(got[1].1["endsAt"].is_string());
+    }
     evaluator.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(secrets);
 }
