@@ -252,3 +252,116 @@ async fn the_example_rule_fires_once_per_qualifying_account_and_not_again_after_
     evaluator.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(secrets);
 }
+
+/// One rule per aggregation function and comparator, plus `for` and `repeatInterval`.
+fn functions_config(port: u16) -> String {
+    let rule = |name: &str, aggregation: &str, trigger: &str, extra: &str| {
+        format!(
+            "---
+apiVersion: customersignal.io/v1alpha1
+kind: AlertRule
+metadata: {{name: {name}, namespace: acme}}
+spec:
+  source: web
+  aggregation: {aggregation}
+  groupBy: user
+  {trigger}
+  {extra}
+  webhook: {{url: 'http://127.0.0.1:{port}/hooks/growth'}}
+"
+        )
+    };
+    [
+        "apiVersion: customersignal.io/v1alpha1\nkind: Source\nmetadata: {name: web, namespace: acme}\nspec: {retentionDays: 3650}\n".to_string(),
+        rule("r-count", "{function: count, timeWindow: 1h}", "triggerValue: 2", ""),
+        rule("r-sum", "{function: sum, field: properties.v, timeWindow: 1h}", "triggerValue: 10\n  comparator: '>='", ""),
+        rule("r-avg", "{function: avg, field: properties.v, timeWindow: 1h}", "triggerValue: 3\n  comparator: '<'", ""),
+        rule("r-min", "{function: min, field: properties.v, timeWindow: 1h}", "triggerValue: 1\n  comparator: '<='", ""),
+        rule("r-max", "{function: max, field: properties.v, timeWindow: 1h}", "triggerValue: 7\n  comparator: '=='", ""),
+        rule("r-distinct", "{function: count_distinct, field: properties.sku, timeWindow: 1h}", "triggerValue: 0\n  comparator: '!='", ""),
+        rule("r-for", "{function: count, timeWindow: 1h}", "triggerValue: 0", "for: 2s"),
+        rule("r-repeat", "{function: count, timeWindow: 1h}", "triggerValue: 0", "repeatInterval: 1s"),
+    ]
+    .concat()
+}
+
+#[tokio::test]
+async fn every_function_comparator_for_and_repeat_end_to_end() {
+    let port = free_port();
+    let received = receiver(port).await;
+    let evaluator = TestEvaluator::start_full(
+        NatsServer::start(),
+        tests::clickhouse_url(),
+        &functions_config(port),
+        tests::unique("cs_functions"),
+        &[],
+    )
+    .await;
+    let js = evaluator.jetstream().await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let events: Vec<Event> = [(1, "a"), (2, "b"), (7, "a")]
+        .iter()
+        .enumerate()
+        .map(|(i, (v, sku))| {
+            track_event(
+                "acme",
+                "web",
+                &format!("f-{i}"),
+                "u1",
+                "x",
+                now - 60_000 + i as i64,
+                json!({"v": v, "sku": sku}),
+            )
+        })
+        .collect();
+    publish_events(&js, &events).await.unwrap();
+
+    let notified = |rule: &'static str, kind: &'static str| {
+        let received = received.clone();
+        move || {
+            let received = received.clone();
+            async move {
+                received
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|(_, b)| b["rule"] == json!(rule) && b["notification"] == json!(kind))
+            }
+        }
+    };
+    for rule in ["r-count", "r-sum", "r-min", "r-max", "r-distinct", "r-for"] {
+        assert!(
+            eventually(Duration::from_secs(20), notified(rule, "firing")).await,
+            "{rule} did not fire"
+        );
+    }
+    assert!(
+        eventually(Duration::from_secs(20), notified("r-repeat", "repeat")).await,
+        "r-repeat never repeated"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let got = received.lock().unwrap().clone();
+    // Evaluated per event: avg is 1 (< 3) after the first event, then 3.33: fired, resolved.
+    let avg: Vec<&Value> = got
+        .iter()
+        .filter(|(_, b)| b["rule"] == json!("r-avg"))
+        .map(|(_, b)| &b["notification"])
+        .collect();
+    assert_eq!(avg, [&json!("firing"), &json!("resolved")]);
+    for rule in ["r-count", "r-sum", "r-min", "r-max", "r-distinct", "r-for"] {
+        let firing = got
+            .iter()
+            .filter(|(_, b)| b["rule"] == json!(rule) && b["notification"] == json!("firing"))
+            .count();
+        assert_eq!(firing, 1, "{rule} fired {firing} times");
+    }
+    // `for: 2s` went through pending first.
+    let states: Vec<String> = evaluator
+        .clickhouse
+        .query("SELECT state FROM alert_events WHERE rule = 'r-for' ORDER BY at_ms")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(states[..2], ["pending".to_string(), "firing".to_string()]);
+    evaluator.stop().await.unwrap();
+}
