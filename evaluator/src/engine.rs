@@ -108,8 +108,8 @@ impl Engine {
         self.traits.learn(event);
         let at_ms = u64::try_from(event.event_time.timestamp_millis()).unwrap_or(0);
         let mut touched = Vec::new();
+        let ctx = self.traits.context(event);
         for (index, rule) in self.rules.iter().enumerate() {
-            let ctx = self.traits.context(event);
             if !rule.matches(&ctx) {
                 continue;
             }

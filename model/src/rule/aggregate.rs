@@ -123,6 +123,21 @@ impl Accumulator {
         }
     }
 
+    /// Removes a bucket merged earlier, for the functions where that is exact arithmetic
+    /// (count, sum, avg). Returns false (and changes nothing) for the others.
+    pub fn unmerge(&mut self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Count(a), Self::Count(b)) => *a = a.saturating_sub(*b),
+            (Self::Sum(a), Self::Sum(b)) => *a -= b,
+            (Self::Avg { sum, count }, Self::Avg { sum: s, count: c }) => {
+                *sum -= s;
+                *count = count.saturating_sub(*c);
+            }
+            _ => return false,
+        }
+        true
+    }
+
     /// The aggregate's value, or `None` where the function has none (empty avg/min/max).
     pub fn value(&self) -> Option<f64> {
         match self {
