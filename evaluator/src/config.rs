@@ -41,7 +41,7 @@ pub struct RunConfig {
     pub batch_rows: usize,
 
     /// Longest an event waits for its batch to be written.
-    #[arg(long, env = "CS_BATCH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CS_BATCH_INTERVAL", default_value = "200ms", value_parser = humantime::parse_duration)]
     pub batch_interval: Duration,
 
     /// How long JetStream waits for an ack before redelivering (the delay after a crash).
