@@ -13,6 +13,7 @@ use crate::store::{history, insert_all};
 use crate::webhook::outbox::{self, Entry};
 use anyhow::Context;
 use async_nats::jetstream::{self, kv};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use clickhouse::Row;
 use futures::StreamExt;
@@ -22,6 +23,7 @@ use model::subject::token;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const STATE_BUCKET: &str = "ALERT_STATE";
@@ -189,20 +191,51 @@ impl Alerting {
         self.record(inner.engine.rules(), transitions).await
     }
 
+    /// Records transitions, retrying with backoff: every part is idempotent (outbox
+    /// de-duplication by transition id, `alert_events` collapsing on it, KV revisions), so a
+    /// retry after a partial failure neither loses nor doubles a notification. Gives up after
+    /// about two minutes so a long outage cannot block shutdown forever.
     async fn record(
         &self,
         rules: &[CompiledRule],
         transitions: Vec<Transition>,
+    ) -> anyhow::Result<()> {
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(30)
+            .build();
+        loop {
+            match self.record_once(rules, &transitions).await {
+                Ok(()) => return Ok(()),
+                Err(error) => match backoff.next() {
+                    Some(delay) => {
+                        tracing::warn!(%error, retry_in = ?delay, "recording alert transitions failed; retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return Err(error.context("recording alert transitions: gave up")),
+                },
+            }
+        }
+    }
+
+    async fn record_once(
+        &self,
+        rules: &[CompiledRule],
+        transitions: &[Transition],
     ) -> anyhow::Result<()> {
         let mut rows = Vec::with_capacity(transitions.len());
         for t in transitions {
             let Some(rule) = rules.iter().find(|r| r.name == t.rule) else {
                 continue;
             };
-            let id = transition_id(&self.tenant, &t);
-            let payload = payload(&self.tenant, &self.source, rule, &t, &id);
+            let id = transition_id(&self.tenant, t);
+            let payload = payload(&self.tenant, &self.source, rule, t, &id);
             let body = serde_json::to_vec(&payload)?;
-            self.save_state(&t).await;
+            self.save_state(t).await;
             if let (Some(webhook), Some(_)) = (&rule.webhook, t.change.notification) {
                 let entry = Entry {
                     id: id.clone(),

@@ -27,7 +27,6 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
     pub stream: String,
-    pub dead_letter_stream: String,
     pub batch_rows: usize,
     pub batch_interval: Duration,
     pub ack_wait: Duration,

@@ -94,7 +94,6 @@ pub async fn run(
 
     let settings = ConsumerSettings {
         stream: config.stream.clone(),
-        dead_letter_stream: config.dead_letter_stream.clone(),
         batch_rows: config.batch_rows.max(1),
         batch_interval: config.batch_interval,
         ack_wait: config.ack_wait,

@@ -15,17 +15,26 @@ use support::{
 };
 use tests::eventually;
 
+async fn post_raw(
+    ingest: &TestIngest,
+    path: &str,
+    auth: Option<String>,
+    body: &Value,
+) -> reqwest::Response {
+    let mut request = ingest.http.post(ingest.url(path)).json(body);
+    if let Some(auth) = auth {
+        request = request.header("Authorization", auth);
+    }
+    request.send().await.expect("http")
+}
+
 async fn post(
     ingest: &TestIngest,
     path: &str,
     auth: Option<String>,
     body: Value,
 ) -> (StatusCode, Value) {
-    let mut request = ingest.http.post(ingest.url(path)).json(&body);
-    if let Some(auth) = auth {
-        request = request.header("Authorization", auth);
-    }
-    let response = request.send().await.expect("http");
+    let response = post_raw(ingest, path, auth, &body).await;
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -305,14 +314,7 @@ async fn nats_down_means_503_and_not_ready_and_recovery_needs_no_restart() {
         ingest.wait_ready(false).await,
         "/readyz should turn 503 while NATS is down"
     );
-    let response = ingest
-        .http
-        .post(ingest.url("/v1/events"))
-        .header("Authorization", format!("Bearer {ACME_KEY}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_raw(&ingest, "/v1/events", bearer(ACME_KEY), &body).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(
@@ -387,14 +389,7 @@ async fn each_key_is_rate_limited_with_retry_after() {
         );
     }
     assert_eq!(statuses, [200, 200, 429]);
-    let response = ingest
-        .http
-        .post(ingest.url("/v1/events"))
-        .header("Authorization", format!("Bearer {ACME_KEY}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_raw(&ingest, "/v1/events", bearer(ACME_KEY), &body).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(response.headers().contains_key("retry-after"));
     // Another key has its own budget.

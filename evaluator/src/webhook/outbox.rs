@@ -177,7 +177,12 @@ impl Worker {
                     published,
                 )
             }
-            Err(_) => return,
+            Err(error) => {
+                // Not a JetStream delivery: nothing to schedule retries with.
+                tracing::error!(%error, "outbox message without delivery info; dropped");
+                let _ = message.ack_with(AckKind::Term).await;
+                return;
+            }
         };
         let Some(url) = header(URL) else {
             return self
