@@ -14,6 +14,7 @@ for db in $(curl -fsS "http://127.0.0.1:8123/?query=SELECT%20name%20FROM%20syste
   curl -fsS --data-binary "DROP DATABASE IF EXISTS \`$db\`" http://127.0.0.1:8123/ >/dev/null
 done
 
+bash scripts/check-chart.sh # Helm chart and Dockerfile, offline (docs/kubernetes.md)
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
