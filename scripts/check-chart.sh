@@ -8,8 +8,8 @@
 # Then: the chart's CRDs equal crds/; helm lint --strict and helm template with the default and
 # the full values (ci/full-values.yaml); values violating values.schema.json are refused; the
 # rendered manifests validate against the Kubernetes schemas (strict) with hardened pods; the
-# Dockerfile passes hadolint and builds binaries that exist. Prints every failing check and
-# exits 1 if any failed. Safe to run again.
+# Dockerfile passes hadolint and builds binaries that exist; docs/kubernetes.md lists every
+# value. Prints every failing check and exits 1 if any failed. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/servers.sh # CS_ROOT, CS_TOOLS_DIR, apt_install
