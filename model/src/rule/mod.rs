@@ -13,7 +13,10 @@ mod lifecycle;
 mod trigger;
 mod window;
 
-pub use aggregate::{Accumulator, AggregateFunction};
+pub use aggregate::{
+    Accumulator, AggregateFunction, DISTINCT_ERROR_BOUND, DISTINCT_EXACT_UP_TO,
+    DISTINCT_STANDARD_ERROR, Distinct,
+};
 pub use compiled::{CompiledRule, EventFilter, GroupBy};
 pub use condition::{CompiledCondition, Operator};
 pub use field::{EventContext, FieldPath};
@@ -21,5 +24,7 @@ pub use lifecycle::{AlertState, Change, Notification, Phase};
 pub use trigger::Comparator;
 pub use window::{BUCKETS_PER_WINDOW, Window};
 
+#[cfg(test)]
+mod distinct_tests;
 #[cfg(test)]
 pub(crate) mod test_support;
