@@ -17,7 +17,7 @@ use async_nats::jetstream::{self, AckKind, Message, consumer::pull};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
 use model::event::{Event, wire};
-use model::subject::{events_subject, token};
+use model::subject::events_subject;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -34,10 +34,7 @@ pub struct ConsumerSettings {
     pub truncate_ip: bool,
 }
 
-/// Durable consumer name of a Source.
-pub fn durable_name(tenant: &str, source: &str) -> String {
-    format!("evaluator-{}-{}", token(tenant), token(source))
-}
+pub use model::subject::durable_name;
 
 /// The dead-letter subject of a Source's poison messages.
 pub fn dead_letter_subject(tenant: &str, source: &str) -> String {

@@ -38,7 +38,8 @@ pub struct Config {
     #[arg(long, env = "CS_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
 
-    /// Write-key file rendered by the operator (JSON, see model::keyring). Re-read on change.
+    /// Write-key file (JSON, see model::keyring), or a directory of them: the operator's
+    /// write-keys Secret mounted as a volume. Re-read on change.
     #[arg(long, env = "CS_KEYS_FILE", conflicts_with = "sources")]
     pub keys_file: Option<PathBuf>,
 

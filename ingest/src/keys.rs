@@ -9,7 +9,7 @@ use model::secrets::StandaloneSecrets;
 use model::standalone::Catalog;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -91,10 +91,14 @@ impl KeySource {
     pub fn load(&self) -> Result<KeyRing, String> {
         match self {
             Self::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                let file: KeyFile =
-                    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+                let mut file = KeyFile::default();
+                for part in key_files(path)? {
+                    let text = std::fs::read_to_string(&part)
+                        .map_err(|e| format!("{}: {e}", part.display()))?;
+                    let keys: KeyFile = serde_json::from_str(&text)
+                        .map_err(|e| format!("{}: {e}", part.display()))?;
+                    file.keys.extend(keys.keys);
+                }
                 KeyRing::from_file(file).map_err(|e| format!("{}: {e}", path.display()))
             }
             Self::Sources { path, secrets } => {
@@ -110,6 +114,23 @@ impl KeySource {
             }
         }
     }
+}
+
+/// The key file, or every `*.json` file of a directory: the operator's write-keys Secret
+/// mounted as a volume holds one file per Source (and the kubelet's `..data` links, skipped).
+fn key_files(path: &Path) -> Result<Vec<PathBuf>, String> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// The current key ring, swapped whole on reload so a request sees one consistent ring.
@@ -199,6 +220,27 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("a/web and b/web"), "{err}");
+    }
+
+    #[test]
+    fn a_directory_of_key_files_is_one_ring() {
+        let dir = std::env::temp_dir().join(format!("cs-keys-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("..2026_11_25")).unwrap();
+        let write = |name: &str, entries: Vec<KeyEntry>| {
+            let text = serde_json::to_string(&KeyFile { keys: entries }).unwrap();
+            std::fs::write(dir.join(name), text).unwrap();
+        };
+        write("acme.web.json", vec![entry("acme", "ka")]);
+        write("globex.web.json", vec![entry("globex", "kg")]);
+        write("..2026_11_25/stale.json", vec![entry("stale", "ks")]);
+        let ring = KeySource::File(dir.clone()).load().unwrap();
+        assert_eq!(ring.lookup("ka").unwrap().tenant, "acme");
+        assert_eq!(ring.lookup("kg").unwrap().tenant, "globex");
+        assert!(ring.lookup("ks").is_none());
+        std::fs::write(dir.join("broken.json"), "{").unwrap();
+        let err = KeySource::File(dir.clone()).load().unwrap_err();
+        assert!(err.contains("broken.json"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! Standalone, the same reference resolves, in order, to:
 //! 1. the file `<secrets dir>/<namespace>/<name>/<key>` (the layout of Secrets mounted as
 //!    volumes, one directory per namespace), trailing newline trimmed;
-//! 2. the environment variable `CS_SECRET_<NAMESPACE>_<NAME>_<KEY>`, upper-cased, with every
+//! 2. the file `<secrets dir>/<namespace>/<name>_<key>`: the layout of the one Secret the
+//!    operator renders per evaluator, mounted at `<secrets dir>/<namespace>` (`_` never occurs
+//!    in a Secret name, so the split is unambiguous, and no rule change needs a new volume);
+//! 3. the environment variable `CS_SECRET_<NAMESPACE>_<NAME>_<KEY>`, upper-cased, with every
 //!    character other than A–Z and 0–9 turned into `_`.
 
 use schemars::JsonSchema;
@@ -52,17 +55,19 @@ impl StandaloneSecrets {
         namespace: &str,
         reference: &SecretKeyRef,
     ) -> Result<String, SecretNotFound> {
-        let file = self
+        let namespace_dir = self
             .dir
             .as_deref()
             .unwrap_or(Path::new("(no secrets dir)"))
-            .join(namespace)
-            .join(&reference.name)
-            .join(&reference.key);
-        if self.dir.is_some()
-            && let Ok(text) = std::fs::read_to_string(&file)
-        {
-            return Ok(text.trim_end_matches(['\n', '\r']).to_string());
+            .join(namespace);
+        let file = namespace_dir.join(&reference.name).join(&reference.key);
+        let flat = namespace_dir.join(flat_file_name(reference));
+        if self.dir.is_some() {
+            for path in [&file, &flat] {
+                if let Ok(text) = std::fs::read_to_string(path) {
+                    return Ok(text.trim_end_matches(['\n', '\r']).to_string());
+                }
+            }
         }
         let env = env_name(namespace, reference);
         if let Ok(value) = std::env::var(&env) {
@@ -75,6 +80,12 @@ impl StandaloneSecrets {
             env,
         })
     }
+}
+
+/// `<name>_<key>`: the key under which the operator copies a referenced secret value into an
+/// evaluator's Secret.
+pub fn flat_file_name(reference: &SecretKeyRef) -> String {
+    format!("{}_{}", reference.name, reference.key)
 }
 
 /// `CS_SECRET_<NAMESPACE>_<NAME>_<KEY>` with non-alphanumerics as `_`.
@@ -131,6 +142,17 @@ mod tests {
             .to_string();
         assert!(err.contains("CS_SECRET_OTHER_WEB_KEYS_WRITE_KEY"), "{err}");
         assert!(err.contains("other/web-keys/write.key"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_operator_flat_layout_resolves() {
+        let dir = std::env::temp_dir().join(format!("cs-secrets-flat-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("acme")).unwrap();
+        std::fs::write(dir.join("acme/web-keys_write.key"), "wk_flat").unwrap();
+        let secrets = StandaloneSecrets::new(Some(dir.clone()));
+        assert_eq!(secrets.resolve("acme", &reference()).unwrap(), "wk_flat");
+        assert!(secrets.resolve("globex", &reference()).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

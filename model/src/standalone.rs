@@ -364,6 +364,10 @@ fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, String> {
             std::fs::read_dir(&dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
         for entry in entries.flatten() {
             let path = entry.path();
+            // Mounted ConfigMaps hold `..data` and `..<timestamp>` links beside the files.
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
             if path.is_dir() {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {

@@ -17,6 +17,12 @@ pub fn message_dedup_id(tenant: &str, source: &str, message_id: &str) -> String 
     format!("{tenant}/{source}/{message_id}")
 }
 
+/// Durable JetStream consumer of a Source: the evaluator consumes with it, the operator
+/// deletes it when the Source goes away.
+pub fn durable_name(tenant: &str, source: &str) -> String {
+    format!("evaluator-{}-{}", token(tenant), token(source))
+}
+
 /// Escapes a name into one subject token: ASCII letters, digits, `-` and `_` stay; every
 /// other byte (`.`, `*`, `>`, whitespace, `%`, non-ASCII) becomes `%XX`. Empty becomes `%`.
 pub fn token(name: &str) -> String {

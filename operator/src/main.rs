@@ -1,5 +1,4 @@
-//! The CustomerSignal operator. For now it generates the CRDs; the controller that reconciles
-//! Sources and AlertRules into evaluator Deployments builds on the same types.
+//! The CustomerSignal operator binary: `run` the controller, or print the CRDs.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -14,6 +13,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Reconcile Sources and AlertRules (in the cluster of the kubeconfig or service account).
+    Run(Box<operator::config::RunConfig>),
     /// Print the CustomResourceDefinitions as YAML, or write one file each into a directory.
     Crds {
         /// Directory to write `<plural>.<group>.yaml` files into (e.g. `crds`).
@@ -24,6 +25,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Run(config) => run(*config)?,
         Command::Crds { out: None } => {
             for (_, crd) in model::resources::crds() {
                 print!("{}", model::resources::crd_yaml(&crd));
@@ -40,4 +42,16 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[tokio::main]
+async fn run(config: operator::config::RunConfig) -> anyhow::Result<()> {
+    model::service::init_tracing(config.log_json, &config.log_level);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot configure the Kubernetes client (no kubeconfig or service account)")?;
+    operator::run(config, client, listener, operator::shutdown_signal()).await
 }

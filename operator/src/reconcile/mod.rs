@@ -1,0 +1,141 @@
+//! The reconcilers: Sources into evaluators (with a finalizer), AlertRules into status. Both are
+//! thin: they read what the desired objects need, apply what [`crate::desired`] renders, and
+//! report the outcome as conditions and Events.
+
+pub mod rule;
+pub mod source;
+mod write_keys;
+
+use crate::config::EvaluatorSettings;
+use crate::desired::{FIELD_MANAGER, SecretValues};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Client, Resource, ResourceExt};
+use model::secrets::SecretKeyRef;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What every reconcile needs.
+pub struct Context {
+    pub client: Client,
+    pub settings: EvaluatorSettings,
+    /// The operator's namespace, home of the write-keys Secret.
+    pub namespace: String,
+    pub write_keys_secret: String,
+    pub recorder: Recorder,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Render(String),
+    #[error("deleting the JetStream consumer {consumer}: {message}")]
+    Consumer { consumer: String, message: String },
+    #[error("{0} has no namespace")]
+    NoNamespace(String),
+    #[error("finalizer: {0}")]
+    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+/// Server-side apply with the operator's field manager; returns the object as stored.
+async fn apply<K>(client: &Client, object: &K) -> Result<K, Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let namespace = object
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(object.name_any()))?;
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    Ok(api
+        .patch(&object.name_any(), &params, &Patch::Apply(object))
+        .await?)
+}
+
+/// Reads the referenced keys of Secrets in a namespace; a missing Secret or key is just absent.
+async fn read_secrets(
+    client: &Client,
+    namespace: &str,
+    references: &[SecretKeyRef],
+) -> Result<SecretValues, Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let mut values = SecretValues::new();
+    let mut fetched: Vec<(String, Option<Secret>)> = Vec::new();
+    for reference in references {
+        if !fetched.iter().any(|(name, _)| *name == reference.name) {
+            fetched.push((reference.name.clone(), api.get_opt(&reference.name).await?));
+        }
+        let secret = fetched
+            .iter()
+            .find(|(name, _)| *name == reference.name)
+            .and_then(|(_, s)| s.as_ref());
+        let value = secret.and_then(|s| {
+            let bytes = s.data.as_ref()?.get(&reference.key)?;
+            String::from_utf8(bytes.0.clone()).ok()
+        });
+        if let Some(value) = value {
+            values.insert((reference.name.clone(), reference.key.clone()), value);
+        }
+    }
+    Ok(values)
+}
+
+/// Publishes a Kubernetes Event about an object; failing to publish is logged, never fatal.
+async fn publish_event<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    object: &K,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+        tracing::warn!(%error, reason, "cannot publish a Kubernetes Event");
+    }
+}
+
+/// Counts and times a reconcile per kind and tenant, and logs its outcome.
+pub async fn measured<F>(kind: &'static str, tenant: String, work: F) -> Result<Action, Error>
+where
+    F: Future<Output = Result<Action, Error>>,
+{
+    let started = Instant::now();
+    let result = work.await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::counter!("customersignal_operator_reconciliations_total",
+        "kind" => kind, "tenant" => tenant.clone(), "result" => outcome)
+    .increment(1);
+    metrics::histogram!("customersignal_operator_reconcile_duration_seconds",
+        "kind" => kind, "tenant" => tenant)
+    .record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// After an error: log it and retry with a short delay (the controller also backs off).
+pub fn retry_after_error<K: Resource>(object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(
+        name = %object.meta().name.as_deref().unwrap_or_default(),
+        namespace = %object.meta().namespace.as_deref().unwrap_or_default(),
+        %error,
+        "reconcile failed; retrying"
+    );
+    Action::requeue(Duration::from_secs(15))
+}
