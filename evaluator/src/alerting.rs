@@ -28,6 +28,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const STATE_BUCKET: &str = "ALERT_STATE";
 
+/// Stored events replayed per profile lookup on a rebuild.
+const REPLAY_CHUNK: usize = 5_000;
+
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct AlertEventRow {
     pub tenant: String,
@@ -61,6 +64,8 @@ pub struct Alerting {
     revisions: tokio::sync::Mutex<HashMap<String, u64>>,
     jetstream: jetstream::Context,
     clickhouse: clickhouse::Client,
+    /// Profiles the engine keeps in memory, per kind (`crate::traits`).
+    trait_capacity: usize,
 }
 
 struct Inner {
@@ -90,6 +95,7 @@ impl Alerting {
         tenant: &str,
         source: &str,
         rules: Vec<CompiledRule>,
+        trait_capacity: usize,
     ) -> anyhow::Result<Self> {
         let states = match jetstream.get_key_value(STATE_BUCKET).await {
             Ok(store) => store,
@@ -114,6 +120,7 @@ impl Alerting {
             revisions: tokio::sync::Mutex::default(),
             jetstream,
             clickhouse,
+            trait_capacity,
         };
         let rebuilt = this.rebuild(rules).await?;
         *this.inner.lock().await = rebuilt;
@@ -122,7 +129,7 @@ impl Alerting {
 
     /// A fresh engine for `rules`: lifecycles from the KV bucket, windows by replay.
     async fn rebuild(&self, rules: Vec<CompiledRule>) -> anyhow::Result<Inner> {
-        let mut engine = Engine::new(rules.clone());
+        let mut engine = Engine::with_trait_capacity(rules.clone(), self.trait_capacity);
         let prefix = format!("{}.", token(&self.tenant));
         let mut keys = self.states.keys().await?;
         let mut revisions = self.revisions.lock().await;
@@ -173,13 +180,21 @@ impl Alerting {
 
     /// Counts stored events (those past the cut-over) and records the transitions.
     pub async fn observe(&self, events: &[(Event, u64)]) -> anyhow::Result<()> {
-        let now = now_ms();
         let mut inner = self.inner.lock().await;
         let cutover = inner.cutover;
-        let transitions: Vec<Transition> = events
+        let fresh: Vec<&Event> = events
             .iter()
             .filter(|(_, seq)| *seq > cutover)
-            .flat_map(|(event, _)| inner.engine.observe(event, now, true))
+            .map(|(event, _)| event)
+            .collect();
+        inner
+            .engine
+            .load_profiles(&self.clickhouse, &self.tenant, &fresh)
+            .await;
+        let now = now_ms();
+        let transitions: Vec<Transition> = fresh
+            .iter()
+            .flat_map(|event| inner.engine.observe(event, now, true))
             .collect();
         self.record(inner.engine.rules(), transitions).await
     }
@@ -404,10 +419,25 @@ async fn replay(
         u64::MAX,
     )?;
     let mut cutover = 0;
-    while let Some(row) = cursor.next().await? {
-        let (event, seq) = row.into_event(tenant, source);
-        cutover = cutover.max(seq);
-        engine.observe(&event, now, false);
+    let mut chunk = Vec::with_capacity(REPLAY_CHUNK);
+    loop {
+        let row = cursor.next().await?;
+        let done = row.is_none();
+        if let Some(row) = row {
+            let (event, seq) = row.into_event(tenant, source);
+            cutover = cutover.max(seq);
+            chunk.push(event);
+        }
+        if chunk.len() == REPLAY_CHUNK || (done && !chunk.is_empty()) {
+            let events: Vec<&Event> = chunk.iter().collect();
+            engine.load_profiles(clickhouse, tenant, &events).await;
+            for event in events {
+                engine.observe(event, now, false);
+            }
+            chunk.clear();
+        }
+        if done {
+            return Ok(cutover);
+        }
     }
-    Ok(cutover)
 }

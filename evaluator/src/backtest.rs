@@ -13,6 +13,9 @@ use model::standalone::Catalog;
 /// Simulated time between ticks.
 const TICK_MS: u64 = 60_000;
 
+/// Stored events read per profile lookup.
+const CHUNK: usize = 5_000;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     pub tenant: String,
@@ -54,19 +57,35 @@ pub async fn run(
                 })
             }));
         };
-        while let Some(row) = cursor.next().await? {
-            let at = row.event_time_ms();
-            let (event, _) = row.into_event(&source.tenant, &source.name);
-            if at < from_ms {
-                engine.observe(&event, from_ms, false);
+        let mut chunk = Vec::with_capacity(CHUNK);
+        loop {
+            let row = cursor.next().await?;
+            let done = row.is_none();
+            if let Some(row) = row {
+                let at = row.event_time_ms();
+                chunk.push((at, row.into_event(&source.tenant, &source.name).0));
+            }
+            if chunk.len() < CHUNK && !done {
                 continue;
             }
-            while clock + TICK_MS <= at {
-                clock += TICK_MS;
-                note(engine.tick(clock), &mut findings);
+            // As live: the profiles these events need are loaded before they count.
+            let events: Vec<_> = chunk.iter().map(|(_, e)| e).collect();
+            engine.load_profiles(client, &source.tenant, &events).await;
+            for (at, event) in chunk.drain(..) {
+                if at < from_ms {
+                    engine.observe(&event, from_ms, false);
+                    continue;
+                }
+                while clock + TICK_MS <= at {
+                    clock += TICK_MS;
+                    note(engine.tick(clock), &mut findings);
+                }
+                clock = clock.max(at);
+                note(engine.observe(&event, clock, true), &mut findings);
             }
-            clock = clock.max(at);
-            note(engine.observe(&event, clock, true), &mut findings);
+            if done {
+                break;
+            }
         }
         while clock + TICK_MS <= to_ms {
             clock += TICK_MS;

@@ -69,6 +69,11 @@ pub struct RunConfig {
     #[arg(long, env = "CS_RETENTION_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub retention_interval: Duration,
 
+    /// Profiles a Source's rule engine keeps in memory: users, accounts and memberships, each
+    /// (least used evicted first; a miss is read from ClickHouse).
+    #[arg(long, env = "CS_TRAIT_CACHE_CAPACITY", default_value_t = crate::traits::DEFAULT_CAPACITY)]
+    pub trait_cache_capacity: usize,
+
     /// Log as JSON lines.
     #[arg(long, env = "CS_LOG_JSON")]
     pub log_json: bool,

@@ -5,57 +5,13 @@
 //! Windows are in event time relative to the wall clock: a rule over `7d` sees events of the
 //! last seven days, late ones included (see `model::rule::Window`). The lifecycle (`for`,
 //! `repeatInterval`) runs on the wall clock. Conditions on `user.traits` / `account.traits`
-//! read the latest traits this engine has seen, merged per trait as Segment profiles are.
+//! read the latest traits, merged per trait as Segment profiles are, from a bounded cache
+//! (`crate::traits`: what a miss does is explained there).
 
-use model::event::{Event, EventKind, JsonObject};
-use model::rule::{AlertState, Change, CompiledRule, EventContext, Phase, Window};
+use crate::traits::Traits;
+use model::event::Event;
+use model::rule::{AlertState, Change, CompiledRule, Phase, Window};
 use std::collections::HashMap;
-
-/// The traits and account memberships seen so far.
-#[derive(Debug, Default)]
-pub struct Traits {
-    users: HashMap<String, JsonObject>,
-    accounts: HashMap<String, JsonObject>,
-    /// A user's latest account (from `group` calls).
-    membership: HashMap<String, String>,
-}
-
-impl Traits {
-    pub fn learn(&mut self, event: &Event) {
-        match (event.kind, event.user_key(), event.group_id.as_deref()) {
-            (EventKind::Identify, Some(user), _) => {
-                let traits = self.users.entry(user.to_string()).or_default();
-                traits.extend(event.traits.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
-            (EventKind::Group, user, Some(account)) => {
-                let traits = self.accounts.entry(account.to_string()).or_default();
-                traits.extend(event.traits.iter().map(|(k, v)| (k.clone(), v.clone())));
-                if let Some(user) = user {
-                    self.membership
-                        .insert(user.to_string(), account.to_string());
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// What a rule sees of `event`: its account (own groupId, else its user's latest
-    /// account) and the latest traits of both.
-    pub fn context<'a>(&'a self, event: &'a Event) -> EventContext<'a> {
-        let account = event.group_id.as_deref().or_else(|| {
-            event
-                .user_key()
-                .and_then(|u| self.membership.get(u))
-                .map(String::as_str)
-        });
-        EventContext {
-            event,
-            account_id: account,
-            user_traits: event.user_key().and_then(|u| self.users.get(u)),
-            account_traits: account.and_then(|a| self.accounts.get(a)),
-        }
-    }
-}
 
 #[derive(Debug)]
 struct Group {
@@ -76,16 +32,26 @@ pub struct Transition {
 
 pub struct Engine {
     rules: Vec<CompiledRule>,
-    groups: HashMap<(usize, String), Group>,
+    /// Each rule's groups, by the rule's index: looked up by `&str`, no key copied per event.
+    groups: Vec<HashMap<String, Group>>,
     pub traits: Traits,
 }
 
 impl Engine {
     pub fn new(rules: Vec<CompiledRule>) -> Self {
+        Self::with_traits(rules, Traits::default())
+    }
+
+    /// An engine whose profile cache holds at most `capacity` entries per kind.
+    pub fn with_trait_capacity(rules: Vec<CompiledRule>, capacity: usize) -> Self {
+        Self::with_traits(rules, Traits::with_capacity(capacity))
+    }
+
+    fn with_traits(rules: Vec<CompiledRule>, traits: Traits) -> Self {
         Self {
+            groups: rules.iter().map(|_| HashMap::new()).collect(),
             rules,
-            groups: HashMap::new(),
-            traits: Traits::default(),
+            traits,
         }
     }
 
@@ -93,12 +59,52 @@ impl Engine {
         &self.rules
     }
 
+    /// Groups held across all rules.
+    pub fn group_count(&self) -> usize {
+        self.groups.iter().map(HashMap::len).sum()
+    }
+
+    /// Per rule: (name, firing groups, pending groups), for the AlertRule status.
+    pub fn phase_counts(&self) -> Vec<(String, u32, u32)> {
+        let count = |groups: &HashMap<String, Group>, phase| {
+            groups.values().filter(|g| g.state.phase == phase).count() as u32
+        };
+        self.rules
+            .iter()
+            .zip(&self.groups)
+            .map(|(rule, groups)| {
+                let firing = count(groups, Phase::Firing);
+                (rule.name.clone(), firing, count(groups, Phase::Pending))
+            })
+            .collect()
+    }
+
     /// Restores a group's lifecycle state (from the alert-state store) before events flow.
     pub fn restore(&mut self, rule: &str, group: &str, state: AlertState) {
         if let Some(index) = self.rules.iter().position(|r| r.name == rule) {
             let window = self.rules[index].new_window();
-            self.groups
-                .insert((index, group.to_string()), Group { window, state });
+            self.groups[index].insert(group.to_string(), Group { window, state });
+        }
+    }
+
+    /// Loads the profiles `events` need that the cache lacks, before they are counted (see
+    /// `crate::traits`). Without rules nothing reads profiles, so nothing is loaded. A failure
+    /// is logged and the events are counted with the profiles at hand.
+    pub async fn load_profiles(
+        &mut self,
+        client: &clickhouse::Client,
+        tenant: &str,
+        events: &[&Event],
+    ) {
+        if self.rules.is_empty() {
+            return;
+        }
+        let loaded = self
+            .traits
+            .load_missing(client, tenant, events.iter().copied())
+            .await;
+        if let Err(error) = loaded {
+            tracing::warn!(%error, tenant, "loading profiles failed; counting with those in memory");
         }
     }
 
@@ -107,47 +113,45 @@ impl Engine {
     pub fn observe(&mut self, event: &Event, now_ms: u64, notify: bool) -> Vec<Transition> {
         self.traits.learn(event);
         let at_ms = u64::try_from(event.event_time.timestamp_millis()).unwrap_or(0);
-        let mut touched = Vec::new();
+        let mut transitions = Vec::new();
         let ctx = self.traits.context(event);
-        for (index, rule) in self.rules.iter().enumerate() {
+        for (rule, groups) in self.rules.iter().zip(self.groups.iter_mut()) {
             if !rule.matches(&ctx) {
                 continue;
             }
             let Some(key) = rule.group_key(&ctx) else {
                 continue;
             };
-            let group = self
-                .groups
-                .entry((index, key.clone()))
-                .or_insert_with(|| Group {
-                    window: rule.new_window(),
-                    state: AlertState::default(),
-                });
-            if group
+            if !groups.contains_key(&key) {
+                let window = rule.new_window();
+                let state = AlertState::default();
+                groups.insert(key.clone(), Group { window, state });
+            }
+            let Some(group) = groups.get_mut(&key) else {
+                continue;
+            };
+            let counted = group
                 .window
-                .observe(at_ms, now_ms, |acc| rule.observe(&ctx, acc))
+                .observe(at_ms, now_ms, |acc| rule.observe(&ctx, acc));
+            if counted
+                && notify
+                && let Some(transition) = step(rule, &key, group, now_ms)
             {
-                touched.push((index, key));
+                transitions.push(transition);
             }
         }
-        if !notify {
-            return Vec::new();
-        }
-        touched
-            .into_iter()
-            .filter_map(|(index, key)| self.step(index, &key, now_ms))
-            .collect()
+        transitions
     }
 
     /// Re-evaluates every group at `now_ms`; forgets inactive groups whose window emptied.
     pub fn tick(&mut self, now_ms: u64) -> Vec<Transition> {
-        let keys: Vec<(usize, String)> = self.groups.keys().cloned().collect();
-        let transitions = keys
-            .iter()
-            .filter_map(|(index, key)| self.step(*index, key, now_ms))
-            .collect();
-        self.groups
-            .retain(|_, g| !(g.window.is_empty() && g.state.phase == Phase::Inactive));
+        let mut transitions = Vec::new();
+        for (rule, groups) in self.rules.iter().zip(self.groups.iter_mut()) {
+            for (key, group) in groups.iter_mut() {
+                transitions.extend(step(rule, key, group, now_ms));
+            }
+            groups.retain(|_, g| !(g.window.is_empty() && g.state.phase == Phase::Inactive));
+        }
         transitions
     }
 
@@ -158,12 +162,12 @@ impl Engine {
             return Vec::new();
         };
         let mut transitions = Vec::new();
-        for ((i, key), group) in self.groups.iter_mut().filter(|((i, _), _)| *i == index) {
+        for (key, mut group) in self.groups[index].drain() {
             let value = group.state.last_value;
             if let Some(change) = group.state.step(false, value, now_ms, 0, u64::MAX) {
                 transitions.push(Transition {
-                    rule: self.rules[*i].name.clone(),
-                    group: key.clone(),
+                    rule: rule.to_string(),
+                    group: key,
                     change,
                     state: group.state,
                     value,
@@ -171,30 +175,28 @@ impl Engine {
                 });
             }
         }
-        self.groups.retain(|(i, _), _| *i != index);
         transitions
     }
+}
 
-    fn step(&mut self, index: usize, key: &str, now_ms: u64) -> Option<Transition> {
-        let rule = &self.rules[index];
-        let group = self.groups.get_mut(&(index, key.to_string()))?;
-        let value = group.window.value(now_ms);
-        let for_ms = rule.for_duration.as_millis() as u64;
-        let repeat_ms = rule.repeat_interval.as_millis() as u64;
-        let change = group
-            .state
-            .step(rule.fires(value), value, now_ms, for_ms, repeat_ms)?;
-        Some(Transition {
-            rule: rule.name.clone(),
-            group: key.to_string(),
-            change,
-            state: group.state,
-            value,
-            at_ms: now_ms,
-        })
-    }
+/// Steps a group's lifecycle with its window's value at `now_ms`.
+fn step(rule: &CompiledRule, key: &str, group: &mut Group, now_ms: u64) -> Option<Transition> {
+    let value = group.window.value(now_ms);
+    let for_ms = rule.for_duration.as_millis() as u64;
+    let repeat_ms = rule.repeat_interval.as_millis() as u64;
+    let change = group
+        .state
+        .step(rule.fires(value), value, now_ms, for_ms, repeat_ms)?;
+    Some(Transition {
+        rule: rule.name.clone(),
+        group: key.to_string(),
+        change,
+        state: group.state,
+        value,
+        at_ms: now_ms,
+    })
 }
 
 #[cfg(test)]
 #[path = "engine_tests.rs"]
-mod tests;
+pub(crate) mod tests;

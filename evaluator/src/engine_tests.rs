@@ -1,4 +1,5 @@
 use super::*;
+use model::event::{EventKind, JsonObject};
 use model::rule::{Notification, Phase};
 use model::standalone::Catalog;
 use serde_json::json;
@@ -9,20 +10,23 @@ const NOW: u64 = 1_800_000_000_000;
 
 /// The example rule: accounts with teamSize > 10 and monthlyCost >= 1000 whose 7-day sum of
 /// `value` exceeds 5000.
-fn big_spenders() -> Engine {
+pub(crate) fn big_spenders_rule() -> CompiledRule {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let catalog = Catalog::load(&examples);
-    let rule = catalog
+    catalog
         .rules
         .iter()
         .find(|r| r.compiled.name == "big-spenders")
         .expect("rule")
         .compiled
-        .clone();
-    Engine::new(vec![rule])
+        .clone()
 }
 
-fn event(
+fn big_spenders() -> Engine {
+    Engine::new(vec![big_spenders_rule()])
+}
+
+pub(crate) fn event(
     kind: EventKind,
     user: &str,
     account: Option<&str>,
@@ -187,7 +191,7 @@ fn inactive_groups_with_empty_windows_are_forgotten() {
         NOW,
         true,
     );
-    assert_eq!(engine.groups.len(), 1);
+    assert_eq!(engine.group_count(), 1);
     engine.tick(NOW + 8 * DAY);
-    assert!(engine.groups.is_empty());
+    assert_eq!(engine.group_count(), 0);
 }

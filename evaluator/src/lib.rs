@@ -9,6 +9,7 @@ pub mod config;
 pub mod consumer;
 pub mod engine;
 pub mod store;
+pub mod traits;
 pub mod webhook;
 
 use alerting::Alerting;
@@ -126,6 +127,7 @@ pub async fn run(
                 &source.tenant,
                 &source.name,
                 rules,
+                config.trait_cache_capacity,
             )
             .await?,
         );

@@ -29,7 +29,7 @@ impl Draws {
 
 /// The value drawn as `id`: strings and numbers alike, each id one distinct value.
 fn value(id: u64) -> Value {
-    if id % 3 == 0 {
+    if id.is_multiple_of(3) {
         json!(id)
     } else {
         json!(format!("user-{id}"))
@@ -135,7 +135,10 @@ fn windows_merge_buckets_and_expire_exactly_while_small() {
         // 50 users at a time, moving on by one every 4 s: a 5-minute window holds up to 125.
         let readings = slide(50, 1, Some(4), seed);
         let counts: HashSet<usize> = readings.iter().map(|(exact, _)| *exact).collect();
-        assert!(counts.len() > 5, "the count moves as users come and go: {counts:?}");
+        assert!(
+            counts.len() > 5,
+            "the count moves as users come and go: {counts:?}"
+        );
         for (exact, value) in readings {
             assert!(exact <= DISTINCT_EXACT_UP_TO);
             assert_eq!(value, exact as f64, "seed {seed}");
