@@ -199,6 +199,15 @@ impl Alerting {
         self.record(inner.engine.rules(), transitions).await
     }
 
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// Per rule: (name, firing groups, pending groups), for the AlertRule status.
+    pub async fn phase_counts(&self) -> Vec<(String, u32, u32)> {
+        self.inner.lock().await.engine.phase_counts()
+    }
+
     /// Re-evaluates every group (windows slide even without events).
     pub async fn tick(&self) -> anyhow::Result<()> {
         let mut inner = self.inner.lock().await;

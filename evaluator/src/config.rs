@@ -69,6 +69,15 @@ pub struct RunConfig {
     #[arg(long, env = "CS_RETENTION_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub retention_interval: Duration,
 
+    /// In a cluster: write each rule's live alert state into its AlertRule status (the
+    /// operator sets this; needs the pod's service account).
+    #[arg(long, env = "CS_REPORT_STATUS")]
+    pub report_status: bool,
+
+    /// How often alert state is reported to AlertRule statuses (changes only).
+    #[arg(long, env = "CS_REPORT_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub report_interval: Duration,
+
     /// Profiles a Source's rule engine keeps in memory: users, accounts and memberships, each
     /// (least used evicted first; a miss is read from ClickHouse).
     #[arg(long, env = "CS_TRAIT_CACHE_CAPACITY", default_value_t = crate::traits::DEFAULT_CAPACITY)]

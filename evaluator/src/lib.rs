@@ -8,6 +8,7 @@ pub mod check;
 pub mod config;
 pub mod consumer;
 pub mod engine;
+pub mod status_report;
 pub mod store;
 pub mod traits;
 pub mod webhook;
@@ -147,6 +148,20 @@ pub async fn run(
             store_healthy: store_healthy.clone(),
         };
         consumers.push(tokio::spawn(supervise(consumer, stopped.clone())));
+    }
+    if config.report_status {
+        match kube::Client::try_default().await {
+            Ok(client) => tickers.push(tokio::spawn(status_report::report_loop(
+                client,
+                alertings.iter().map(|(_, a)| a.clone()).collect(),
+                config.report_interval,
+                stopped.clone(),
+            ))),
+            // Alerts still fire; only `kubectl get alertrules` misses the live state.
+            Err(error) => {
+                tracing::error!(%error, "cannot reach the Kubernetes API; alert state is not reported")
+            }
+        }
     }
     tickers.push(tokio::spawn(reload_loop(
         config.config.clone(),
