@@ -7,6 +7,7 @@ pub mod controller;
 pub mod desired;
 pub mod leader;
 pub mod reconcile;
+pub mod render;
 
 use anyhow::Context as _;
 use config::RunConfig;
