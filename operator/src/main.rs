@@ -33,7 +33,7 @@ enum Command {
         )]
         write_keys_secret: String,
         #[command(flatten)]
-        evaluator: operator::config::EvaluatorSettings,
+        evaluator: Box<operator::config::EvaluatorSettings>,
     },
     /// Print the CustomResourceDefinitions as YAML, or write one file each into a directory.
     Crds {
