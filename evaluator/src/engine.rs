@@ -34,6 +34,11 @@ pub struct Engine {
     rules: Vec<CompiledRule>,
     /// Each rule's groups, by the rule's index: looked up by `&str`, no key copied per event.
     groups: Vec<HashMap<String, Group>>,
+    /// The rules that may admit an event of a name (those listing it and those listing no
+    /// names), in rule order, so an event is checked against those only.
+    by_name: HashMap<String, Vec<usize>>,
+    /// The rules listing no event names: all that may admit an event of another name.
+    unnamed: Vec<usize>,
     pub traits: Traits,
 }
 
@@ -48,9 +53,25 @@ impl Engine {
     }
 
     fn with_traits(rules: Vec<CompiledRule>, traits: Traits) -> Self {
+        let unnamed: Vec<usize> = (0..rules.len())
+            .filter(|i| rules[*i].filter.names.is_empty())
+            .collect();
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, rule) in rules.iter().enumerate() {
+            for name in &rule.filter.names {
+                by_name.entry(name.clone()).or_default().push(index);
+            }
+        }
+        for indices in by_name.values_mut() {
+            indices.extend(&unnamed);
+            indices.sort_unstable();
+            indices.dedup();
+        }
         Self {
             groups: rules.iter().map(|_| HashMap::new()).collect(),
             rules,
+            by_name,
+            unnamed,
             traits,
         }
     }
@@ -115,7 +136,13 @@ impl Engine {
         let at_ms = u64::try_from(event.event_time.timestamp_millis()).unwrap_or(0);
         let mut transitions = Vec::new();
         let ctx = self.traits.context(event);
-        for (rule, groups) in self.rules.iter().zip(self.groups.iter_mut()) {
+        let candidates = event
+            .name
+            .as_deref()
+            .and_then(|name| self.by_name.get(name))
+            .unwrap_or(&self.unnamed);
+        for &index in candidates {
+            let (rule, groups) = (&self.rules[index], &mut self.groups[index]);
             if !rule.matches(&ctx) {
                 continue;
             }

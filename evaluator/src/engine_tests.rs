@@ -195,3 +195,43 @@ fn inactive_groups_with_empty_windows_are_forgotten() {
     engine.tick(NOW + 8 * DAY);
     assert_eq!(engine.group_count(), 0);
 }
+
+#[test]
+fn each_event_meets_the_rules_that_may_admit_its_name_in_rule_order() {
+    use model::rule::{AggregateFunction, EventFilter, GroupBy};
+    let counting = |name: &str, names: &[&str]| {
+        let mut rule = big_spenders_rule();
+        rule.name = name.into();
+        rule.filter = EventFilter {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            kinds: Vec::new(),
+        };
+        rule.conditions.clear();
+        rule.function = AggregateFunction::Count;
+        rule.field = None;
+        rule.group_by = GroupBy::Rule;
+        rule.threshold = 0.0;
+        rule
+    };
+    let mut engine = Engine::new(vec![
+        counting("every-event", &[]),
+        big_spenders_rule(),
+        counting("signups", &["signup"]),
+        counting("any-checkout", &["checkout_completed"]),
+    ]);
+    let fired = |transitions: Vec<Transition>| -> Vec<String> {
+        transitions.into_iter().map(|t| t.rule).collect()
+    };
+    let traits = json!({"teamSize": 12, "monthlyCost": 2000});
+    let join = event(EventKind::Group, "u1", Some("g1"), NOW, traits);
+    assert_eq!(fired(engine.observe(&join, NOW, true)), ["every-event"]);
+    let checkout = event(EventKind::Track, "u1", None, NOW, json!({"value": 6000}));
+    assert_eq!(
+        fired(engine.observe(&checkout, NOW, true)),
+        ["big-spenders", "any-checkout"]
+    );
+    let mut signup = event(EventKind::Track, "u2", None, NOW, json!({}));
+    signup.name = Some("signup".into());
+    assert_eq!(fired(engine.observe(&signup, NOW, true)), ["signups"]);
+    assert_eq!(engine.group_count(), 4);
+}
