@@ -93,8 +93,9 @@ impl SourceConsumer {
             let this = self.clone();
             let mut shutdown = shutdown.clone();
             tokio::spawn(async move {
+                let mut evaluated = Evaluated::default();
                 while let Some(mut batch) = to_write.recv().await {
-                    this.commit(&mut batch, &mut shutdown).await;
+                    this.commit(&mut batch, &mut evaluated, &mut shutdown).await;
                 }
             })
         };
@@ -137,8 +138,14 @@ impl SourceConsumer {
         result
     }
 
-    /// Stores the batch (retrying until it succeeds or shutdown), then acks it.
-    async fn commit(&self, batch: &mut Vec<Message>, shutdown: &mut watch::Receiver<bool>) {
+    /// Stores the batch (retrying until it succeeds or shutdown), evaluates the events not
+    /// evaluated before, then acks it.
+    async fn commit(
+        &self,
+        batch: &mut Vec<Message>,
+        evaluated: &mut Evaluated,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
         let mut rows = BatchRows::default();
         let mut catalog = CatalogBatch::default();
         let mut stored = Vec::with_capacity(batch.len());
@@ -155,7 +162,10 @@ impl SourceConsumer {
                     if let Some(row) = rows.events.last() {
                         catalog.add(&event, row);
                     }
-                    if self.alerting.is_some() {
+                    // A redelivered copy (its ack was lost, or it outlived `ack_wait` while
+                    // its batch was being recorded) is stored again, harmlessly, but must not
+                    // count twice in the rules' windows.
+                    if self.alerting.is_some() && evaluated.insert(seq) {
                         decoded.push((event, seq));
                     }
                     stored.push(message);
@@ -267,6 +277,32 @@ impl SourceConsumer {
     }
 }
 
+/// Stream sequences this process has already evaluated, as disjoint inclusive ranges keyed
+/// by their start. Sequences arrive almost in order, so this stays a handful of ranges: a gap
+/// lasts only until the redelivery of a message lost in transit fills it.
+#[derive(Debug, Default)]
+struct Evaluated(std::collections::BTreeMap<u64, u64>);
+
+impl Evaluated {
+    /// Records `seq`; false if it was already recorded.
+    fn insert(&mut self, seq: u64) -> bool {
+        let before = self.0.range(..=seq).next_back().map(|(s, e)| (*s, *e));
+        if before.is_some_and(|(_, end)| seq <= end) {
+            return false;
+        }
+        let start = match before {
+            Some((start, end)) if end + 1 == seq => start,
+            _ => seq,
+        };
+        let end = match seq.checked_add(1).and_then(|next| self.0.remove(&next)) {
+            Some(end) => end,
+            None => seq,
+        };
+        self.0.insert(start, end);
+        true
+    }
+}
+
 fn decode(message: &Message) -> Result<(Event, u64), String> {
     let seq = message
         .info()
@@ -290,5 +326,27 @@ async fn report_lag(
                 .set(info.num_ack_pending as f64);
         }
         tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Evaluated;
+
+    #[test]
+    fn evaluated_sequences_are_recognised_once_and_kept_as_few_ranges() {
+        let mut evaluated = Evaluated::default();
+        assert!((1..=100).all(|seq| evaluated.insert(seq)));
+        // 101..=110 lost in transit; later messages go on.
+        assert!((111..=200).all(|seq| evaluated.insert(seq)));
+        assert_eq!(evaluated.0.len(), 2);
+        // Redeliveries: those evaluated are refused, the lost ones accepted once.
+        assert!(!evaluated.insert(50));
+        assert!(!evaluated.insert(111));
+        assert!(!evaluated.insert(200));
+        assert!((101..=110).rev().all(|seq| evaluated.insert(seq)));
+        assert!(!evaluated.insert(105));
+        assert_eq!(evaluated.0.iter().collect::<Vec<_>>(), [(&1, &200)]);
+        assert!(evaluated.insert(u64::MAX) && !evaluated.insert(u64::MAX));
     }
 }
