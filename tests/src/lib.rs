@@ -1,8 +1,14 @@
 //! Shared helpers for the end-to-end tests. They talk to the real servers that
 //! `scripts/test.sh` starts; `CS_NATS_URL` and `CS_CLICKHOUSE_URL` point elsewhere.
 
+pub mod binaries;
 pub mod clickhouse_server;
+pub mod dataset;
 pub mod nats_server;
+pub mod pipeline;
+pub mod receiver;
+pub mod scenario;
+pub mod segment;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
