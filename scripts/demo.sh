@@ -63,8 +63,9 @@ curl -fsS --data-binary "DROP DATABASE IF EXISTS $database" "$CS_CLICKHOUSE_URL/
 ./target/release/evaluator run --config examples --secrets-dir "$demo/secrets" \
   --clickhouse-database "$database" --listen 127.0.0.1:9090 --log-level warn &
 pids+=($!)
+# A 1 GiB stream: nats-server refuses a stream larger than the free disk can hold.
 ./target/release/ingest --sources examples/sources.yaml --secrets-dir "$demo/secrets" \
-  --listen 127.0.0.1:8080 --log-level warn &
+  --listen 127.0.0.1:8080 --stream-max-bytes 1073741824 --log-level warn &
 pids+=($!)
 wait_http http://127.0.0.1:8080/readyz ready 60 || { log "ingest did not become ready"; exit 1; }
 wait_http http://127.0.0.1:9090/readyz ready 60 || { log "evaluator did not become ready"; exit 1; }

@@ -19,6 +19,7 @@ use clickhouse::Row;
 use futures::StreamExt;
 use model::event::Event;
 use model::rule::{AlertState, CompiledRule, Notification, Phase};
+use model::secrets::SecretKeyRef;
 use model::subject::token;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -53,6 +54,35 @@ struct StoredState {
     rule: String,
     group: String,
     state: AlertState,
+    /// A decided transition not yet known to be in the outbox and `alert_events`: written
+    /// with the state before either, cleared after both, finished on the next rebuild if the
+    /// evaluator died in between. So a crash between deciding and delivering loses nothing,
+    /// and the outbox's de-duplication by transition id sends nothing twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unfinished: Option<Unfinished>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Unfinished {
+    /// `row.value` is 0 here: JSON has no NaN, which the row stores for "no value".
+    row: AlertEventRow,
+    value: Option<f64>,
+    /// Where the notification goes (none: recorded only).
+    webhook: Option<(String, Option<SecretKeyRef>)>,
+}
+
+impl Unfinished {
+    fn entry(&self) -> Option<Entry> {
+        let (url, secret) = self.webhook.clone()?;
+        Some(Entry {
+            id: self.row.transition_id.clone(),
+            tenant: self.row.tenant.clone(),
+            rule: self.row.rule.clone(),
+            url,
+            secret,
+            body: self.row.payload.clone().into_bytes(),
+        })
+    }
 }
 
 pub struct Alerting {
@@ -132,6 +162,7 @@ impl Alerting {
         let mut engine = Engine::with_trait_capacity(rules.clone(), self.trait_capacity);
         let prefix = format!("{}.", token(&self.tenant));
         let mut keys = self.states.keys().await?;
+        let mut interrupted = Vec::new();
         let mut revisions = self.revisions.lock().await;
         while let Some(key) = keys.next().await {
             let key = key?;
@@ -143,9 +174,19 @@ impl Alerting {
             {
                 engine.restore(&stored.rule, &stored.group, stored.state);
                 revisions.insert(key, entry.revision);
+                if let Some(unfinished) = stored.unfinished {
+                    interrupted.push((stored.rule, stored.group, stored.state, unfinished));
+                }
             }
         }
         drop(revisions);
+        if !interrupted.is_empty() {
+            tracing::info!(
+                count = interrupted.len(),
+                "finishing transitions interrupted by a crash"
+            );
+            self.finish(&interrupted).await?;
+        }
         let cutover = replay(
             &self.clickhouse,
             &self.tenant,
@@ -246,12 +287,14 @@ impl Alerting {
         }
     }
 
+    /// Three idempotent steps: the new states with their unfinished notifications (the
+    /// decision, durable first), then the outbox and `alert_events`, then the states alone.
     async fn record_once(
         &self,
         rules: &[CompiledRule],
         transitions: &[Transition],
     ) -> anyhow::Result<()> {
-        let mut rows = Vec::with_capacity(transitions.len());
+        let mut decided = Vec::with_capacity(transitions.len());
         for t in transitions {
             let Some(rule) = rules.iter().find(|r| r.name == t.rule) else {
                 continue;
@@ -259,20 +302,11 @@ impl Alerting {
             let id = transition_id(&self.tenant, t);
             let payload = payload(&self.tenant, &self.source, rule, t, &id);
             let body = serde_json::to_vec(&payload)?;
-            self.save_state(t).await;
-            if let (Some(webhook), Some(_)) = (&rule.webhook, t.change.notification) {
-                let entry = Entry {
-                    id: id.clone(),
-                    tenant: self.tenant.clone(),
-                    rule: rule.name.clone(),
-                    url: webhook.url.clone(),
-                    secret: webhook.secret_ref.clone(),
-                    body: body.clone(),
-                };
-                outbox::enqueue(&self.jetstream, &entry).await?;
-            }
-            metrics::counter!("evaluator_alert_transitions_total", "tenant" => self.tenant.clone(), "rule" => rule.name.clone(), "state" => phase_name(t.change.phase)).increment(1);
-            rows.push(AlertEventRow {
+            let webhook = match (&rule.webhook, t.change.notification) {
+                (Some(webhook), Some(_)) => Some((webhook.url.clone(), webhook.secret_ref.clone())),
+                _ => None,
+            };
+            let row = AlertEventRow {
                 tenant: self.tenant.clone(),
                 rule: rule.name.clone(),
                 group_key: t.group.clone(),
@@ -283,51 +317,102 @@ impl Alerting {
                     .map_or(phase_name(t.change.phase), notification_name)
                     .into(),
                 previous_state: phase_name(t.change.previous).into(),
-                value: t.value.unwrap_or(f64::NAN),
+                value: t.value.unwrap_or(0.0),
                 threshold: rule.threshold,
                 comparator: rule.comparator.symbol().into(),
                 at: DateTime::from_timestamp_millis(t.at_ms as i64).unwrap_or_default(),
                 at_ms: t.at_ms,
                 payload: String::from_utf8_lossy(&body).into_owned(),
-            });
+            };
+            let unfinished = Unfinished {
+                row,
+                value: t.value,
+                webhook,
+            };
+            self.save_state(&t.rule, &t.group, t.state, Some(&unfinished))
+                .await?;
+            decided.push((t.rule.clone(), t.group.clone(), t.state, unfinished));
         }
-        insert_all(&self.clickhouse, "alert_events", &rows).await?;
+        self.finish(&decided).await?;
+        for (rule, _, _, unfinished) in &decided {
+            metrics::counter!("evaluator_alert_transitions_total", "tenant" => self.tenant.clone(), "rule" => rule.clone(), "state" => unfinished.row.state.clone()).increment(1);
+        }
         Ok(())
     }
 
-    /// Writes a group's state, with a revision check against the last write we saw.
-    async fn save_state(&self, t: &Transition) {
-        let key = format!(
-            "{}.{}.{}",
-            token(&self.tenant),
-            token(&t.rule),
-            hex(&t.group)
-        );
-        let value = serde_json::to_vec(&StoredState {
-            rule: t.rule.clone(),
-            group: t.group.clone(),
-            state: t.state,
-        })
-        .unwrap_or_default();
-        let mut revisions = self.revisions.lock().await;
-        let result = match revisions.get(&key) {
-            Some(revision) => self
-                .states
-                .update(&key, value.into(), *revision)
-                .await
-                .map_err(|e| e.to_string()),
-            None => self
-                .states
-                .create(&key, value.into())
-                .await
-                .map_err(|e| e.to_string()),
-        };
-        match result {
-            Ok(revision) => {
-                revisions.insert(key, revision);
+    /// Puts decided notifications into the outbox and their rows into `alert_events`, then
+    /// clears them from the stored states.
+    async fn finish(
+        &self,
+        decided: &[(String, String, AlertState, Unfinished)],
+    ) -> anyhow::Result<()> {
+        for (_, _, _, unfinished) in decided {
+            if let Some(entry) = unfinished.entry() {
+                outbox::enqueue(&self.jetstream, &entry).await?;
             }
-            Err(error) => tracing::error!(%error, key, "alert state not saved (another writer?)"),
         }
+        let rows: Vec<AlertEventRow> = decided
+            .iter()
+            .map(|(_, _, _, unfinished)| AlertEventRow {
+                value: unfinished.value.unwrap_or(f64::NAN),
+                ..unfinished.row.clone()
+            })
+            .collect();
+        insert_all(&self.clickhouse, "alert_events", &rows).await?;
+        for (rule, group, state, _) in decided {
+            self.save_state(rule, group, *state, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a group's state with a revision check against the last write this process
+    /// made. A mismatch after a write whose answer was lost is resolved by re-reading the
+    /// revision: one evaluator owns a Source's keys.
+    async fn save_state(
+        &self,
+        rule: &str,
+        group: &str,
+        state: AlertState,
+        unfinished: Option<&Unfinished>,
+    ) -> anyhow::Result<()> {
+        let key = format!("{}.{}.{}", token(&self.tenant), token(rule), hex(group));
+        let value = serde_json::to_vec(&StoredState {
+            rule: rule.to_string(),
+            group: group.to_string(),
+            state,
+            unfinished: unfinished.cloned(),
+        })?;
+        let mut revisions = self.revisions.lock().await;
+        let write = |revision: Option<u64>| {
+            let value = value.clone();
+            let key = key.clone();
+            async move {
+                match revision {
+                    Some(revision) => self
+                        .states
+                        .update(&key, value.into(), revision)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    None => self
+                        .states
+                        .create(&key, value.into())
+                        .await
+                        .map_err(|e| e.to_string()),
+                }
+            }
+        };
+        let revision = match write(revisions.get(&key).copied()).await {
+            Ok(revision) => revision,
+            Err(error) => {
+                tracing::warn!(%error, key, "alert state revision moved; re-reading it");
+                let current = self.states.entry(&key).await?.map(|e| e.revision);
+                write(current)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("saving alert state {key}: {e}"))?
+            }
+        };
+        revisions.insert(key, revision);
+        Ok(())
     }
 }
 

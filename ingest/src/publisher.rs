@@ -60,6 +60,9 @@ impl Publisher {
             storage: stream::StorageType::File,
             max_age: config.stream_max_age,
             max_bytes,
+            // A full stream refuses new events (clients get 503 and retry) instead of
+            // dropping old ones the evaluator has not stored yet.
+            discard: stream::DiscardPolicy::New,
             duplicate_window: config.duplicate_window,
             num_replicas: config.stream_replicas,
             ..Default::default()

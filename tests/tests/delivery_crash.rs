@@ -160,9 +160,9 @@ async fn block_outbox(js: &jetstream::Context, blocked: bool) {
     js.update_stream(config).await.unwrap();
 }
 
+/// The decision is durable in the KV state (with its unfinished notification) before the
+/// outbox is written; the restarted evaluator finishes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue #6 bug: evaluator/src/alerting.rs record_once saves the alert state in KV \
-            before outbox::enqueue, so a crash in between loses the notification; run with --ignored"]
 async fn evaluator_killed_after_deciding_before_the_outbox_has_it_delivers_once() {
     let mut setup = setup(Mode::Accept).await;
     block_outbox(&setup.js, true).await;
