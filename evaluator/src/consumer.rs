@@ -57,10 +57,12 @@ pub struct SourceConsumer {
 impl SourceConsumer {
     /// Consumes until `shutdown` turns true, then flushes and acks what it holds.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let stream = self.jetstream.get_stream(&self.settings.stream).await?;
+        let mut stream = self.jetstream.get_stream(&self.settings.stream).await?;
         let name = durable_name(&self.tenant, &self.source);
+        let deliver_policy = resume_in_order(&mut stream, &name).await?;
         let consumer = stream
             .create_consumer(pull::Config {
+                deliver_policy,
                 durable_name: Some(name.clone()),
                 filter_subject: events_subject(&self.tenant, &self.source),
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,
@@ -327,6 +329,33 @@ async fn report_lag(
         }
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
+}
+
+/// Messages a crashed evaluator held unacked would come back only after `ack_wait`, behind
+/// newer ones: a `group` call could then count after the tracks it qualifies. So when the
+/// durable consumer has messages pending at start (nobody else consumes a Source: one
+/// evaluator per Source), it is recreated to deliver again from its ack floor, in stream
+/// order. Events above the floor that were already acked are stored again, harmlessly
+/// (collapsing copies), and not counted twice (the rebuild's cut-over).
+async fn resume_in_order(
+    stream: &mut jetstream::stream::Stream,
+    name: &str,
+) -> anyhow::Result<jetstream::consumer::DeliverPolicy> {
+    let Ok(info) = stream.consumer_info(name).await else {
+        return Ok(jetstream::consumer::DeliverPolicy::All);
+    };
+    if info.num_ack_pending == 0 {
+        return Ok(info.config.deliver_policy);
+    }
+    let start_sequence = info.ack_floor.stream_sequence + 1;
+    tracing::warn!(
+        consumer = name,
+        pending = info.num_ack_pending,
+        start_sequence,
+        "messages were pending at start (a crash): redelivering in stream order from the ack floor"
+    );
+    stream.delete_consumer(name).await?;
+    Ok(jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence })
 }
 
 #[cfg(test)]

@@ -1,14 +1,12 @@
-//! Known gap (issue #6), reproduced: after a crash, the messages the dead evaluator held
-//! unacked come back only after `ack_wait`, while newer messages are delivered at once. A
-//! `group` call in flight at the crash is then evaluated after the tracks sent behind it, so
-//! those tracks find no account for their user (the profile cache even remembers the user as
-//! having none) and never count: the alert is missed although every event is stored.
+//! After a crash, the messages the dead evaluator held unacked must still be evaluated in
+//! stream order: otherwise a `group` call in flight at the crash would count after the tracks
+//! sent behind it, which would find no account for their user and never count (the alert
+//! missed although every event is stored). The evaluator recreates its durable consumer from
+//! the ack floor when messages are pending at start (evaluator/src/consumer.rs).
 //!
 //! Made deterministic with a private ClickHouse: while it is down the evaluator holds the
 //! group call unacked; it is killed, ClickHouse returns, the tracks are sent, and a new
-//! evaluator receives the tracks first. A fix would deliver in stream order after a restart
-//! (e.g. recreate the durable consumer from its ack floor when messages are pending), or
-//! re-evaluate events whose profile arrives late.
+//! evaluator starts with the group call pending and the tracks newer.
 
 use std::time::Duration;
 use tests::clickhouse_server::ClickHouseServer;
@@ -16,7 +14,6 @@ use tests::pipeline::{Pipeline, Tenant};
 use tests::receiver::{Delivery, Receiver};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: messages pending at a crash are evaluated after newer ones (run with --ignored)"]
 async fn a_group_call_in_flight_at_a_crash_still_qualifies_the_tracks_sent_after_it() {
     let mut clickhouse = ClickHouseServer::start();
     let tenant = Tenant::new("acme", "web", "big-spenders", 5000);
