@@ -66,9 +66,10 @@ fn default_retention_days() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EvaluatorSpec {
-    /// Replicas (default 1); more share the Source's durable consumer.
+    /// 1 (default), or 0 to pause the Source's evaluation. A Source's windows live in one
+    /// process, so it never runs twice.
     #[serde(default = "default_replicas")]
-    #[schemars(range(min = 0, max = 16))]
+    #[schemars(range(min = 0, max = 1))]
     pub replicas: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,

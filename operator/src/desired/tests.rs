@@ -178,10 +178,10 @@ fn every_object_is_owned_by_the_source_and_named_after_it() {
 fn the_deployment_follows_the_source_and_is_hardened() {
     let (sources, _) = examples();
     let mut source = sources[0].clone();
-    source.spec.evaluator.replicas = 3;
+    source.spec.evaluator.replicas = 0;
     let d = deployment::deployment(&settings(), &source).unwrap();
     let spec = serde_json::to_value(&d.spec).unwrap();
-    assert_eq!(spec["replicas"], 3);
+    assert_eq!(spec["replicas"], 0);
     assert_eq!(spec["strategy"]["type"], "Recreate");
     let pod = &spec["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], "cs-evaluator-web");

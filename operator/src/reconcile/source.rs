@@ -107,6 +107,13 @@ pub fn readiness(deployment: &Deployment, missing_keys: &[String]) -> Outcome {
         return Outcome::failed(CONDITION_READY, "WriteKeyMissing", missing_keys.join("; "));
     }
     let wanted = deployment.spec.replicas.unwrap_or(1);
+    if wanted == 0 {
+        return Outcome::ok(
+            CONDITION_READY,
+            "Paused",
+            "spec.evaluator.replicas is 0: events wait in the stream until it is 1",
+        );
+    }
     let status = deployment.status.clone().unwrap_or_default();
     let current = status.observed_generation >= deployment.metadata.generation;
     let available = status.available_replicas.unwrap_or(0);
