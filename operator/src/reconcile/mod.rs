@@ -6,10 +6,13 @@ pub mod rule;
 pub mod source;
 mod write_keys;
 
+use crate::conditions::{Outcome, stamp};
 use crate::config::EvaluatorSettings;
 use crate::desired::{FIELD_MANAGER, SecretValues};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -17,6 +20,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use model::secrets::SecretKeyRef;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::json;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,6 +94,34 @@ async fn read_secrets(
         }
     }
     Ok(values)
+}
+
+/// Writes an object's conditions and `observedGeneration` (a merge patch of the status: the
+/// evaluator's live fields in an AlertRule status are left alone).
+async fn patch_conditions<K>(
+    client: &Client,
+    object: &K,
+    previous: &[Condition],
+    outcomes: &[Outcome],
+) -> Result<(), Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let generation = object.meta().generation;
+    let conditions = stamp(outcomes, previous, generation, Time(Timestamp::now()));
+    let patch = json!({"status": {"observedGeneration": generation, "conditions": conditions}});
+    let namespace = object.namespace().unwrap_or_default();
+    Api::<K>::namespaced(client.clone(), &namespace)
+        .patch_status(
+            &object.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(())
 }
 
 /// Publishes a Kubernetes Event about an object; failing to publish is logged, never fatal.

@@ -3,16 +3,14 @@
 //! its webhook's signing secret exists. The evaluator writes the live alert state (`state`,
 //! `firingGroups`, …) into the same status; this reconciler only writes its conditions.
 
-use super::{Context, Error, publish_event, read_secrets};
-use crate::conditions::{Outcome, stamp};
+use super::{Context, Error, patch_conditions, publish_event, read_secrets};
+use crate::conditions::Outcome;
 use crate::desired::validate_rule;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use model::resources::{AlertRule, CONDITION_ACCEPTED, CONDITION_READY, Source};
-use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,21 +38,7 @@ pub async fn reconcile(rule: Arc<AlertRule>, ctx: Arc<Context>) -> Result<Action
             .as_ref()
             .map(|s| s.conditions.clone())
             .unwrap_or_default();
-        let generation = rule.metadata.generation;
-        let conditions = stamp(
-            &outcomes,
-            &previous,
-            generation,
-            Time(k8s_openapi::jiff::Timestamp::now()),
-        );
-        let patch = json!({"status": {"observedGeneration": generation, "conditions": conditions}});
-        Api::<AlertRule>::namespaced(ctx.client.clone(), &namespace)
-            .patch_status(
-                &rule.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await?;
+        patch_conditions(&ctx.client, rule.as_ref(), &previous, &outcomes).await?;
         // Sources wake their rules on change; the periodic pass notices a late signing secret.
         Ok(Action::requeue(Duration::from_secs(300)))
     })

@@ -2,18 +2,16 @@
 //! status; on deletion a finalizer removes what owner references can't: the write-key entry
 //! (in another namespace) and the Source's durable JetStream consumer (outside Kubernetes).
 
-use super::{Context, Error, apply, publish_event, read_secrets, write_keys};
-use crate::conditions::{Outcome, stamp};
+use super::{Context, Error, apply, patch_conditions, publish_event, read_secrets, write_keys};
+use crate::conditions::Outcome;
 use crate::desired;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
 use model::resources::{AlertRule, CONDITION_ACCEPTED, CONDITION_READY, Source};
-use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -138,22 +136,7 @@ async fn patch_status(ctx: &Context, source: &Source, outcomes: Vec<Outcome>) ->
         .as_ref()
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
-    let generation = source.metadata.generation;
-    let conditions = stamp(
-        &outcomes,
-        &previous,
-        generation,
-        Time(k8s_openapi::jiff::Timestamp::now()),
-    );
-    let patch = json!({"status": {"observedGeneration": generation, "conditions": conditions}});
-    Api::<Source>::namespaced(ctx.client.clone(), &source.namespace().unwrap_or_default())
-        .patch_status(
-            &source.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
-    Ok(())
+    patch_conditions(&ctx.client, source, &previous, &outcomes).await
 }
 
 async fn cleanup(source: &Source, ctx: &Context) -> Result<Action, Error> {
