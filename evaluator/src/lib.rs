@@ -20,6 +20,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use config::RunConfig;
 use consumer::{ConsumerSettings, SourceConsumer};
 use model::secrets::StandaloneSecrets;
+use store::Connect;
 use webhook::delivery::RetryPolicy;
 use webhook::outbox;
 

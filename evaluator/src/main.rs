@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 use evaluator::config::RunConfig;
-use evaluator::store::ClickHouseArgs;
+use evaluator::store::{ClickHouseArgs, Connect};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

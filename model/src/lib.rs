@@ -4,6 +4,8 @@
 //! Every other crate (ingest, evaluator, operator) speaks in these types, so their meaning is
 //! defined once, here, and tested here without any server.
 
+#[cfg(feature = "service")]
+pub mod clickhouse_args;
 pub mod duration;
 pub mod event;
 pub mod intake;

@@ -2,6 +2,7 @@
 //! the README. The evaluator settings are passed through to the Deployments it renders.
 
 use clap::Args;
+use model::clickhouse_args::ClickHouseArgs;
 use std::net::SocketAddr;
 
 #[derive(Debug, Clone, Args)]
@@ -60,30 +61,8 @@ pub struct EvaluatorSettings {
     /// JetStream stream holding the events.
     #[arg(long, env = "CS_STREAM", default_value = "EVENTS")]
     pub stream: String,
-    #[arg(
-        long,
-        env = "CS_CLICKHOUSE_URL",
-        default_value = "http://127.0.0.1:8123"
-    )]
-    pub clickhouse_url: String,
-    #[arg(long, env = "CS_CLICKHOUSE_DATABASE", default_value = "customersignal")]
-    pub clickhouse_database: String,
-    #[arg(long, env = "CS_CLICKHOUSE_USER", default_value = "default")]
-    pub clickhouse_user: String,
-    /// Copied into each evaluator's Secret (pods can't read Secrets of other namespaces).
-    #[arg(
-        long,
-        env = "CS_CLICKHOUSE_PASSWORD",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub clickhouse_password: String,
-    /// `auto`, `on` or `off` (see the evaluator's flag).
-    #[arg(
-        long,
-        env = "CS_CLICKHOUSE_VALIDATION",
-        default_value = "auto",
-        value_parser = ["auto", "on", "off"]
-    )]
-    pub clickhouse_validation: String,
+    /// Passed to evaluators; the password through each evaluator's Secret (pods can't read
+    /// Secrets of other namespaces).
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
 }

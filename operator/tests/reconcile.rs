@@ -31,11 +31,13 @@ fn settings(stream: &str) -> EvaluatorSettings {
         evaluator_image_pull_policy: "IfNotPresent".into(),
         nats_url: std::env::var("CS_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
         stream: stream.into(),
-        clickhouse_url: "http://clickhouse:8123".into(),
-        clickhouse_database: "customersignal".into(),
-        clickhouse_user: "default".into(),
-        clickhouse_password: "pw".into(),
-        clickhouse_validation: "auto".into(),
+        clickhouse: model::clickhouse_args::ClickHouseArgs {
+            clickhouse_url: "http://clickhouse:8123".into(),
+            clickhouse_database: "customersignal".into(),
+            clickhouse_user: "default".into(),
+            clickhouse_password: "pw".into(),
+            clickhouse_validation: model::clickhouse_args::Validation::Auto,
+        },
     }
 }
 

@@ -18,11 +18,13 @@ fn settings() -> EvaluatorSettings {
         evaluator_image_pull_policy: "IfNotPresent".into(),
         nats_url: "nats://nats.nats:4222".into(),
         stream: "EVENTS".into(),
-        clickhouse_url: "http://clickhouse.clickhouse:8123".into(),
-        clickhouse_database: "customersignal".into(),
-        clickhouse_user: "default".into(),
-        clickhouse_password: "pw".into(),
-        clickhouse_validation: "auto".into(),
+        clickhouse: model::clickhouse_args::ClickHouseArgs {
+            clickhouse_url: "http://clickhouse.clickhouse:8123".into(),
+            clickhouse_database: "customersignal".into(),
+            clickhouse_user: "default".into(),
+            clickhouse_password: "pw".into(),
+            clickhouse_validation: model::clickhouse_args::Validation::Auto,
+        },
     }
 }
 

@@ -9,66 +9,32 @@ pub mod retention;
 pub mod rows;
 pub mod schema;
 
-use clap::{Args, ValueEnum};
+pub use model::clickhouse_args::{ClickHouseArgs, Validation};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Validation {
-    /// On for ClickHouse 21+, off for older servers (18.16 lacks what validation needs).
-    Auto,
-    On,
-    Off,
-}
-
-/// How to reach ClickHouse; shared by every subcommand that touches the store.
-#[derive(Debug, Clone, Args)]
-pub struct ClickHouseArgs {
-    /// ClickHouse HTTP URL.
-    #[arg(
-        long,
-        env = "CS_CLICKHOUSE_URL",
-        default_value = "http://127.0.0.1:8123"
-    )]
-    pub clickhouse_url: String,
-    /// Database holding CustomerSignal's tables (created if missing).
-    #[arg(long, env = "CS_CLICKHOUSE_DATABASE", default_value = "customersignal")]
-    pub clickhouse_database: String,
-    #[arg(long, env = "CS_CLICKHOUSE_USER", default_value = "default")]
-    pub clickhouse_user: String,
-    #[arg(
-        long,
-        env = "CS_CLICKHOUSE_PASSWORD",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub clickhouse_password: String,
-    /// Row-type validation by the clickhouse crate.
-    #[arg(
-        long,
-        env = "CS_CLICKHOUSE_VALIDATION",
-        value_enum,
-        default_value = "auto"
-    )]
-    pub clickhouse_validation: Validation,
-}
-
-impl ClickHouseArgs {
-    /// A client without row validation, bound to no database; no I/O.
-    fn base(&self) -> clickhouse::Client {
-        clickhouse::Client::default()
-            .with_url(&self.clickhouse_url)
-            .with_user(&self.clickhouse_user)
-            .with_password(&self.clickhouse_password)
-            .with_validation(false)
-    }
-
+/// Connecting with the shared flags (the operator only passes them on).
+pub trait Connect {
     /// A client for ad-hoc queries on the database, before (or without) [`connect`](Self::connect).
-    pub fn query_client(&self) -> clickhouse::Client {
-        self.base().with_database(&self.clickhouse_database)
+    fn query_client(&self) -> clickhouse::Client;
+    /// Connects, creates the database if needed, and returns a client bound to it.
+    fn connect(&self) -> impl Future<Output = anyhow::Result<clickhouse::Client>> + Send;
+}
+
+/// A client without row validation, bound to no database; no I/O.
+fn base(args: &ClickHouseArgs) -> clickhouse::Client {
+    clickhouse::Client::default()
+        .with_url(&args.clickhouse_url)
+        .with_user(&args.clickhouse_user)
+        .with_password(&args.clickhouse_password)
+        .with_validation(false)
+}
+
+impl Connect for ClickHouseArgs {
+    fn query_client(&self) -> clickhouse::Client {
+        base(self).with_database(&self.clickhouse_database)
     }
 
-    /// Connects, creates the database if needed, and returns a client bound to it.
-    pub async fn connect(&self) -> anyhow::Result<clickhouse::Client> {
-        let base = self.base();
+    async fn connect(&self) -> anyhow::Result<clickhouse::Client> {
+        let base = base(self);
         let validation = match self.clickhouse_validation {
             Validation::On => true,
             Validation::Off => false,

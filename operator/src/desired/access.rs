@@ -61,7 +61,7 @@ pub fn secret(
 ) -> Secret {
     let mut data = BTreeMap::from([(
         CLICKHOUSE_PASSWORD_KEY.to_string(),
-        ByteString(settings.clickhouse_password.clone().into_bytes()),
+        ByteString(settings.clickhouse.clickhouse_password.clone().into_bytes()),
     )]);
     for reference in rules
         .iter()

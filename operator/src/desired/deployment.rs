@@ -77,10 +77,10 @@ pub fn deployment(settings: &EvaluatorSettings, source: &Source) -> Result<Deplo
                     "env": [
                         env("CS_NATS_URL", &settings.nats_url),
                         env("CS_STREAM", &settings.stream),
-                        env("CS_CLICKHOUSE_URL", &settings.clickhouse_url),
-                        env("CS_CLICKHOUSE_DATABASE", &settings.clickhouse_database),
-                        env("CS_CLICKHOUSE_USER", &settings.clickhouse_user),
-                        env("CS_CLICKHOUSE_VALIDATION", &settings.clickhouse_validation),
+                        env("CS_CLICKHOUSE_URL", &settings.clickhouse.clickhouse_url),
+                        env("CS_CLICKHOUSE_DATABASE", &settings.clickhouse.clickhouse_database),
+                        env("CS_CLICKHOUSE_USER", &settings.clickhouse.clickhouse_user),
+                        env("CS_CLICKHOUSE_VALIDATION", settings.clickhouse.clickhouse_validation.as_str()),
                         {"name": "CS_CLICKHOUSE_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": CLICKHOUSE_PASSWORD_KEY}}}
                     ],
                     "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],

@@ -11,11 +11,13 @@ fn settings() -> EvaluatorSettings {
         evaluator_image_pull_policy: "Always".into(),
         nats_url: "nats://nats.nats:4222".into(),
         stream: "EVENTS".into(),
-        clickhouse_url: "http://clickhouse.db:8123".into(),
-        clickhouse_database: "signals".into(),
-        clickhouse_user: "writer".into(),
-        clickhouse_password: "s3cret".into(),
-        clickhouse_validation: "on".into(),
+        clickhouse: model::clickhouse_args::ClickHouseArgs {
+            clickhouse_url: "http://clickhouse.db:8123".into(),
+            clickhouse_database: "signals".into(),
+            clickhouse_user: "writer".into(),
+            clickhouse_password: "s3cret".into(),
+            clickhouse_validation: model::clickhouse_args::Validation::On,
+        },
     }
 }
 
