@@ -24,6 +24,8 @@ use model::subject::token;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -96,6 +98,8 @@ pub struct Alerting {
     clickhouse: clickhouse::Client,
     /// Profiles the engine keeps in memory, per kind (`crate::traits`).
     trait_capacity: usize,
+    /// Cleared while recording transitions fails (ClickHouse or NATS down), for `/readyz`.
+    healthy: Arc<AtomicBool>,
 }
 
 struct Inner {
@@ -151,6 +155,7 @@ impl Alerting {
             jetstream,
             clickhouse,
             trait_capacity,
+            healthy: Arc::new(AtomicBool::new(true)),
         };
         let rebuilt = this.rebuild(rules).await?;
         *this.inner.lock().await = rebuilt;
@@ -240,6 +245,11 @@ impl Alerting {
         self.record(inner.engine.rules(), transitions).await
     }
 
+    /// Reports recording failures into a shared readiness flag (the evaluator's `/readyz`).
+    pub fn report_health_to(&mut self, flag: Arc<AtomicBool>) {
+        self.healthy = flag;
+    }
+
     pub fn tenant(&self) -> &str {
         &self.tenant
     }
@@ -275,9 +285,13 @@ impl Alerting {
             .build();
         loop {
             match self.record_once(rules, &transitions).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.healthy.store(true, Ordering::Relaxed);
+                    return Ok(());
+                }
                 Err(error) => match backoff.next() {
                     Some(delay) => {
+                        self.healthy.store(false, Ordering::Relaxed);
                         tracing::warn!(%error, retry_in = ?delay, "recording alert transitions failed; retrying");
                         tokio::time::sleep(delay).await;
                     }

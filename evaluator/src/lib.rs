@@ -122,17 +122,17 @@ pub async fn run(
             .rules_for(&source.tenant, &source.name)
             .map(|r| r.compiled.clone())
             .collect();
-        let alerting = Arc::new(
-            Alerting::start(
-                js.clone(),
-                clickhouse.clone(),
-                &source.tenant,
-                &source.name,
-                rules,
-                config.trait_cache_capacity,
-            )
-            .await?,
-        );
+        let mut alerting = Alerting::start(
+            js.clone(),
+            clickhouse.clone(),
+            &source.tenant,
+            &source.name,
+            rules,
+            config.trait_cache_capacity,
+        )
+        .await?;
+        alerting.report_health_to(store_healthy.clone());
+        let alerting = Arc::new(alerting);
         tickers.push(tokio::spawn(tick_loop(alerting.clone(), stopped.clone())));
         alertings.push((
             (source.tenant.clone(), source.name.clone()),

@@ -188,6 +188,13 @@ async fn evaluator_killed_after_deciding_before_the_outbox_has_it_delivers_once(
         0,
         "the outbox could not take it"
     );
+    // Stuck recording is not ready, although its events were stored.
+    let readyz = format!("{}/readyz", setup.pipeline.evaluator_url());
+    let status = tests::http().get(&readyz).send().await.unwrap().status();
+    assert_eq!(
+        status, 503,
+        "ready while alert transitions cannot be recorded"
+    );
     setup.pipeline.kill_evaluator();
     block_outbox(&setup.js, false).await;
     setup.pipeline.start_evaluator().await;

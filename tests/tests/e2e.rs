@@ -67,6 +67,11 @@ async fn clickhouse_stopped_for_30_seconds_mid_run() {
     // The second half arrives while ClickHouse is down; ingest does not depend on it.
     run.send(half..usize::MAX).await.unwrap();
     tokio::time::sleep(Duration::from_secs(30)).await;
+    // Whether it was writing events or recording transitions when ClickHouse went away, the
+    // evaluator says it is not ready.
+    let readyz = format!("{}/readyz", run.pipeline.evaluator_url());
+    let status = tests::http().get(&readyz).send().await.unwrap().status();
+    assert_eq!(status, 503, "evaluator ready while ClickHouse is down");
     clickhouse.restart();
     run.verify(Deliveries::Once, true).await;
     run.finish().await;
