@@ -37,6 +37,9 @@ const REPLAY_CHUNK: usize = 5_000;
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct AlertEventRow {
     pub tenant: String,
+    /// Absent in states saved before migration 2.
+    #[serde(default)]
+    pub source: String,
     pub rule: String,
     pub group_key: String,
     pub transition_id: String,
@@ -322,6 +325,7 @@ impl Alerting {
             };
             let row = AlertEventRow {
                 tenant: self.tenant.clone(),
+                source: self.source.clone(),
                 rule: rule.name.clone(),
                 group_key: t.group.clone(),
                 transition_id: id,

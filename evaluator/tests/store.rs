@@ -2,6 +2,7 @@
 //! RowBinary by position, so each row type must match its table's columns exactly.
 
 use chrono::{DateTime, Utc};
+use evaluator::alerting::AlertEventRow;
 use evaluator::store::catalog::CatalogRow;
 use evaluator::store::insert_all;
 use evaluator::store::rows::{AccountTraitRow, EventRow, MemberRow, UserTraitRow};
@@ -43,11 +44,25 @@ async fn migrations_are_idempotent_and_recorded() {
         "nothing left to apply"
     );
     let recorded: Vec<u32> = client
-        .query("SELECT version FROM schema_migrations FINAL")
+        .query("SELECT version FROM schema_migrations FINAL ORDER BY version")
         .fetch_all()
         .await
         .unwrap();
-    assert_eq!(recorded, [1]);
+    assert_eq!(recorded, [1, 2]);
+    // A crash after a change but before its ledger entry: applying again must work (the
+    // added column is already there).
+    client
+        .query("DROP TABLE schema_migrations")
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(migrate(&client).await.unwrap(), [1, 2]);
+    let columns: Vec<String> = client
+        .query("SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'alert_events'")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(&columns[..3], ["tenant", "source", "rule"]);
     client
         .query(&format!("DROP DATABASE {database}"))
         .execute()
@@ -129,6 +144,23 @@ async fn every_row_type_round_trips() {
         .await
         .unwrap();
     assert_eq!(back, [catalog(2, 9, 7)]);
+
+    let alert = AlertEventRow {
+        tenant: "acme".into(),
+        source: "web".into(),
+        rule: "big-spenders".into(),
+        group_key: "g1".into(),
+        transition_id: "trn_1".into(),
+        state: "firing".into(),
+        previous_state: "pending".into(),
+        value: 5100.0,
+        threshold: 5000.0,
+        comparator: ">".into(),
+        at: at(1_767_225_600_000),
+        at_ms: 1_767_225_600_000,
+        payload: "{}".into(),
+    };
+    round_trip(&client, "alert_events", vec![alert]).await;
     client
         .query(&format!("DROP DATABASE {database}"))
         .execute()

@@ -9,17 +9,23 @@ use clickhouse::Client;
 pub struct Migration {
     pub version: u32,
     pub name: &'static str,
+    /// Columns added to existing tables, `(table, column, definition)`: skipped when present,
+    /// since ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS` and a crash may come between
+    /// the change and the ledger entry.
+    pub add_columns: &'static [(&'static str, &'static str, &'static str)],
     pub statements: &'static [&'static str],
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events, traits, catalog, alert history",
-    statements: &[
-        // One row per event. Redelivery after a crash can insert an event twice: identical
-        // sort keys collapse in merges (ReplacingMergeTree), and `FINAL` collapses them at
-        // query time, so `SELECT count() FROM events FINAL` counts each event once.
-        "CREATE TABLE IF NOT EXISTS events (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events, traits, catalog, alert history",
+        add_columns: &[],
+        statements: &[
+            // One row per event. Redelivery after a crash can insert an event twice: identical
+            // sort keys collapse in merges (ReplacingMergeTree), and `FINAL` collapses them at
+            // query time, so `SELECT count() FROM events FINAL` counts each event once.
+            "CREATE TABLE IF NOT EXISTS events (
             tenant String, source String, stream_seq UInt64, message_id String,
             kind String, name String, user_id String, anonymous_id String, group_id String,
             session_id String, event_time DateTime, event_time_ms UInt64, received_at DateTime,
@@ -27,52 +33,60 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         ) ENGINE = ReplacingMergeTree(stream_seq)
         PARTITION BY toYYYYMM(event_time)
         ORDER BY (tenant, source, name, event_time, message_id)",
-        // Latest value of each identify trait per user: one row per (user, trait) version.
-        "CREATE TABLE IF NOT EXISTS user_traits (
+            // Latest value of each identify trait per user: one row per (user, trait) version.
+            "CREATE TABLE IF NOT EXISTS user_traits (
             tenant String, user_id String, key String, value String, updated_ms UInt64
         ) ENGINE = ReplacingMergeTree(updated_ms) ORDER BY (tenant, user_id, key)",
-        "CREATE TABLE IF NOT EXISTS account_traits (
+            "CREATE TABLE IF NOT EXISTS account_traits (
             tenant String, group_id String, key String, value String, updated_ms UInt64
         ) ENGINE = ReplacingMergeTree(updated_ms) ORDER BY (tenant, group_id, key)",
-        // Which accounts a user joined (group calls): a track event without a groupId counts
-        // for its user's latest account.
-        "CREATE TABLE IF NOT EXISTS account_members (
+            // Which accounts a user joined (group calls): a track event without a groupId counts
+            // for its user's latest account.
+            "CREATE TABLE IF NOT EXISTS account_members (
             tenant String, user_id String, group_id String, updated_ms UInt64
         ) ENGINE = ReplacingMergeTree(updated_ms) ORDER BY (tenant, user_id, group_id)",
-        // The catalog: the evaluator writes one pre-aggregated row per (event, property,
-        // type) and batch into a Null table; the view folds them into aggregate states.
-        "CREATE TABLE IF NOT EXISTS event_catalog (
+            // The catalog: the evaluator writes one pre-aggregated row per (event, property,
+            // type) and batch into a Null table; the view folds them into aggregate states.
+            "CREATE TABLE IF NOT EXISTS event_catalog (
             tenant String, source String, event String, property String, json_type String,
             first_seen AggregateFunction(min, DateTime),
             last_seen AggregateFunction(max, DateTime),
             events AggregateFunction(sum, UInt64)
         ) ENGINE = AggregatingMergeTree() ORDER BY (tenant, source, event, property, json_type)",
-        "CREATE TABLE IF NOT EXISTS event_catalog_input (
+            "CREATE TABLE IF NOT EXISTS event_catalog_input (
             tenant String, source String, event String, property String, json_type String,
             first_seen DateTime, last_seen DateTime, events UInt64
         ) ENGINE = Null",
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS event_catalog_mv TO event_catalog AS
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS event_catalog_mv TO event_catalog AS
             SELECT tenant, source, event, property, json_type,
                    minState(first_seen) AS first_seen, maxState(last_seen) AS last_seen,
                    sumState(events) AS events
             FROM event_catalog_input
             GROUP BY tenant, source, event, property, json_type",
-        "CREATE VIEW IF NOT EXISTS event_catalog_view AS
+            "CREATE VIEW IF NOT EXISTS event_catalog_view AS
             SELECT tenant, source, event, property, json_type,
                    minMerge(first_seen) AS first_seen, maxMerge(last_seen) AS last_seen,
                    sumMerge(events) AS events
             FROM event_catalog
             GROUP BY tenant, source, event, property, json_type",
-        // Alert transitions, written by rule evaluation; what Grafana shows as history.
-        "CREATE TABLE IF NOT EXISTS alert_events (
+            // Alert transitions, written by rule evaluation; what Grafana shows as history.
+            "CREATE TABLE IF NOT EXISTS alert_events (
             tenant String, rule String, group_key String, transition_id String,
             state String, previous_state String, value Float64, threshold Float64,
             comparator String, at DateTime, at_ms UInt64, payload String
         ) ENGINE = ReplacingMergeTree()
         PARTITION BY toYYYYMM(at)
         ORDER BY (tenant, rule, at, transition_id)",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "alert history per source",
+        // So dashboards filter alerts by source as they do events; older rows say ''.
+        add_columns: &[("alert_events", "source", "String DEFAULT '' AFTER tenant")],
+        statements: &[],
+    },
+];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version UInt32, name String, applied_at DateTime
@@ -88,6 +102,22 @@ pub async fn migrate(client: &Client) -> anyhow::Result<Vec<u32>> {
         .await?;
     let mut newly = Vec::new();
     for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        for (table, column, definition) in migration.add_columns {
+            let present: u64 = client
+                .query("SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = ? AND name = ?")
+                .bind(*table)
+                .bind(*column)
+                .fetch_one()
+                .await?;
+            if present == 0 {
+                client
+                    .query(&format!(
+                        "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+                    ))
+                    .execute()
+                    .await?;
+            }
+        }
         for statement in migration.statements {
             client.query(statement).execute().await?;
         }

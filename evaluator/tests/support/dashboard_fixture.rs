@@ -199,6 +199,7 @@ fn transition(
     let payload = json!({"tenant": tenant, "source": "web", "rule": rule, "group": group, "notification": state, "value": value, "threshold": threshold, "comparator": comparator});
     AlertEventRow {
         tenant: tenant.into(),
+        source: "web".into(),
         rule: rule.into(),
         group_key: group.into(),
         transition_id: format!("trn_{tenant}_{rule}_{group}_{state}_{secs}"),
