@@ -3,44 +3,22 @@
 
 mod support;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::routing::post;
 use model::event::{Event, EventKind};
 use model::rule::Notification;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::TestEvaluator;
 use tests::nats_server::{NatsServer, free_port};
+use tests::receiver::Receiver;
 use tests::{eventually, publish_events, track_event};
 
-type Received = Arc<Mutex<Vec<(HeaderMap, Value)>>>;
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-async fn receive(
-    State(received): State<Received>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> &'static str {
-    received.lock().unwrap().push((
-        headers,
-        serde_json::from_slice(&body).unwrap_or(Value::Null),
-    ));
-    "ok"
-}
-
-async fn receiver(port: u16) -> Received {
-    let received = Received::default();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let app = Router::new()
-        .route("/hooks/growth", post(receive))
-        .with_state(received.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    received
+/// The shared test receiver (tests::receiver), listening, for hook `growth`.
+async fn receiver(port: u16) -> Receiver {
+    let mut receiver = Receiver::new(port, &[("growth", SECRET)]);
+    receiver.up().await;
+    receiver
 }
 
 fn config(port: u16) -> String {
@@ -93,11 +71,7 @@ async fn the_example_rule_fires_once_per_qualifying_account_and_not_again_after_
     let received = receiver(port).await;
     let secrets = std::env::temp_dir().join(tests::unique("cs-secrets"));
     std::fs::create_dir_all(secrets.join("acme/growth-webhook")).unwrap();
-    std::fs::write(
-        secrets.join("acme/growth-webhook/signing-secret"),
-        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-    )
-    .unwrap();
+    std::fs::write(secrets.join("acme/growth-webhook/signing-secret"), SECRET).unwrap();
     let secrets_arg = secrets.display().to_string();
     let extra = [
         "--secrets-dir",
@@ -154,34 +128,30 @@ async fn the_example_rule_fires_once_per_qualifying_account_and_not_again_after_
     publish_events(&js, &events).await.unwrap();
     assert!(
         eventually(Duration::from_secs(30), || async {
-            !received.lock().unwrap().is_empty()
+            !received.deliveries().is_empty()
         })
         .await,
         "no webhook arrived"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     {
-        let got = received.lock().unwrap();
+        let got = received.deliveries();
         assert_eq!(
             got.len(),
             1,
             "exactly one notification: {:?}",
             got.iter()
-                .map(|(_, b)| b["group"].clone())
+                .map(|d| d.body["group"].clone())
                 .collect::<Vec<_>>()
         );
-        let (headers, body) = &got[0];
+        let body = &got[0].body;
         assert_eq!(body["group"], json!("g-big"));
         assert_eq!(body["state"], json!("firing"));
         assert_eq!(body["value"], json!(6000.0));
         assert_eq!(body["summary"], json!("Account g-big spent 6000.0"));
-        assert!(
-            headers["webhook-signature"]
-                .to_str()
-                .unwrap()
-                .starts_with("v1,")
-        );
-        assert!(headers["webhook-id"].to_str().unwrap().starts_with("trn_"));
+        // Signed with the rule's secret (checked by the receiver), id stable per transition.
+        assert_eq!(got[0].verified, Ok(()));
+        assert!(got[0].webhook_id.starts_with("trn_"));
     }
     let firing: u64 = evaluator
         .clickhouse
@@ -222,11 +192,7 @@ async fn the_example_rule_fires_once_per_qualifying_account_and_not_again_after_
     )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        received.lock().unwrap().len(),
-        1,
-        "no re-fire after restart"
-    );
+    assert_eq!(received.deliveries().len(), 1, "no re-fire after restart");
 
     // Removing the rule from the configuration resolves its open alert, without a restart.
     let source_only = config(port)
@@ -236,7 +202,7 @@ async fn the_example_rule_fires_once_per_qualifying_account_and_not_again_after_
         .to_string();
     std::fs::write(evaluator.dir.join("config.yaml"), source_only).unwrap();
     let resolved = eventually(Duration::from_secs(15), || async {
-        received.lock().unwrap().len() == 2
+        received.deliveries().len() == 2
     })
     .await;
     assert!(
@@ -244,10 +210,11 @@ async fn the_example_rule_fires_once_per_qualifying_account_and_not_again_after_
         "no resolved notification after the rule was removed"
     );
     {
-        let got = received.lock().unwrap();
-        assert_eq!(got[1].1["notification"], json!("resolved"));
-        assert_eq!(got[1].1["group"], json!("g-big"));
-        assert!(got[1].1["endsAt"].is_string());
+        let got = received.deliveries();
+        assert_eq!(got[1].body["notification"], json!("resolved"));
+        assert_eq!(got[1].body["group"], json!("g-big"));
+        assert!(got[1].body["endsAt"].is_string());
+        assert_eq!(got[1].verified, Ok(()));
     }
     evaluator.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(secrets);
@@ -317,16 +284,12 @@ async fn every_function_comparator_for_and_repeat_end_to_end() {
     publish_events(&js, &events).await.unwrap();
 
     let notified = |rule: &'static str, kind: &'static str| {
-        let received = received.clone();
-        move || {
-            let received = received.clone();
-            async move {
-                received
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .any(|(_, b)| b["rule"] == json!(rule) && b["notification"] == json!(kind))
-            }
+        let received = &received;
+        move || async move {
+            received
+                .deliveries()
+                .iter()
+                .any(|d| d.body["rule"] == json!(rule) && d.body["notification"] == json!(kind))
         }
     };
     for rule in ["r-count", "r-sum", "r-min", "r-max", "r-distinct", "r-for"] {
@@ -340,18 +303,18 @@ async fn every_function_comparator_for_and_repeat_end_to_end() {
         "r-repeat never repeated"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let got = received.lock().unwrap().clone();
+    let got: Vec<Value> = received.deliveries().into_iter().map(|d| d.body).collect();
     // Evaluated per event: avg is 1 (< 3) after the first event, then 3.33: fired, resolved.
     let avg: Vec<&Value> = got
         .iter()
-        .filter(|(_, b)| b["rule"] == json!("r-avg"))
-        .map(|(_, b)| &b["notification"])
+        .filter(|b| b["rule"] == json!("r-avg"))
+        .map(|b| &b["notification"])
         .collect();
     assert_eq!(avg, [&json!("firing"), &json!("resolved")]);
     for rule in ["r-count", "r-sum", "r-min", "r-max", "r-distinct", "r-for"] {
         let firing = got
             .iter()
-            .filter(|(_, b)| b["rule"] == json!(rule) && b["notification"] == json!("firing"))
+            .filter(|b| b["rule"] == json!(rule) && b["notification"] == json!("firing"))
             .count();
         assert_eq!(firing, 1, "{rule} fired {firing} times");
     }

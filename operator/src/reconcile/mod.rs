@@ -21,6 +21,7 @@ use model::secrets::SecretKeyRef;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,20 +76,18 @@ async fn read_secrets(
     references: &[SecretKeyRef],
 ) -> Result<SecretValues, Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let mut secrets: BTreeMap<&str, Option<Secret>> = BTreeMap::new();
     let mut values = SecretValues::new();
-    let mut fetched: Vec<(String, Option<Secret>)> = Vec::new();
     for reference in references {
-        if !fetched.iter().any(|(name, _)| *name == reference.name) {
-            fetched.push((reference.name.clone(), api.get_opt(&reference.name).await?));
+        // Each Secret is read once, however many of its keys are referenced.
+        if !secrets.contains_key(reference.name.as_str()) {
+            let secret = api.get_opt(&reference.name).await?;
+            secrets.insert(&reference.name, secret);
         }
-        let secret = fetched
-            .iter()
-            .find(|(name, _)| *name == reference.name)
-            .and_then(|(_, s)| s.as_ref());
-        let value = secret.and_then(|s| {
-            let bytes = s.data.as_ref()?.get(&reference.key)?;
-            String::from_utf8(bytes.0.clone()).ok()
-        });
+        let value = secrets[reference.name.as_str()]
+            .as_ref()
+            .and_then(|s| s.data.as_ref()?.get(&reference.key))
+            .and_then(|bytes| String::from_utf8(bytes.0.clone()).ok());
         if let Some(value) = value {
             values.insert((reference.name.clone(), reference.key.clone()), value);
         }

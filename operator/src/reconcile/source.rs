@@ -5,6 +5,9 @@
 use super::{Context, Error, apply, patch_conditions, publish_event, read_secrets, write_keys};
 use crate::conditions::Outcome;
 use crate::desired;
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::stream::ConsumerErrorKind;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::ListParams;
 use kube::runtime::controller::Action;
@@ -162,9 +165,6 @@ async fn delete_consumer(ctx: &Context, tenant: &str, source: &str) -> Result<()
         .await
         .map_err(|e| failed(e.to_string()))?;
     let jetstream = async_nats::jetstream::new(client);
-    use async_nats::jetstream::ErrorCode;
-    use async_nats::jetstream::context::GetStreamErrorKind;
-    use async_nats::jetstream::stream::ConsumerErrorKind;
     let stream = match jetstream.get_stream(&ctx.settings.stream).await {
         Ok(stream) => stream,
         Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>

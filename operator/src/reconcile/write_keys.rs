@@ -15,8 +15,7 @@ fn api(ctx: &Context) -> Api<Secret> {
     Api::namespaced(ctx.client.clone(), &ctx.namespace)
 }
 
-/// Creates the Secret if needed (empty, owned by the operator's field manager), then sets the
-/// Source's entry.
+/// Sets the Source's entry, creating the Secret when it is the first.
 pub async fn put(
     ctx: &Context,
     namespace: &str,
@@ -24,6 +23,17 @@ pub async fn put(
     file: &KeyFile,
 ) -> Result<(), Error> {
     let api = api(ctx);
+    let text = serde_json::to_vec(file).map_err(|e| Error::Render(e.to_string()))?;
+    let entry = write_keys_entry_name(namespace, source);
+    let patch = Patch::Merge(json!({"data": {entry: ByteString(text)}}));
+    let merge = PatchParams::default();
+    let set = || api.patch(&ctx.write_keys_secret, &merge, &patch);
+    match set().await {
+        Ok(_) => return Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    // The first Source: create the Secret (empty, owned by the operator's field manager).
     let shell = json!({
         "apiVersion": "v1",
         "kind": "Secret",
@@ -39,15 +49,7 @@ pub async fn put(
         &Patch::Apply(&shell),
     )
     .await?;
-    let text = serde_json::to_vec(file).map_err(|e| Error::Render(e.to_string()))?;
-    let entry = write_keys_entry_name(namespace, source);
-    let patch = json!({"data": {entry: ByteString(text)}});
-    api.patch(
-        &ctx.write_keys_secret,
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
+    set().await?;
     Ok(())
 }
 
